@@ -1,0 +1,1 @@
+namespace pggw { const char* version() { return PGGW_VERSION; } }

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the metrics library.
+namespace pggw::metrics {}

@@ -1,0 +1,3 @@
+// Placeholder: the BoringSSL backend.
+#include "tls_backends/tls.hpp"
+extern "C" __attribute__((visibility("default"))) pggw::tls::Backend* pggw_tls_backend_v1() { return nullptr; }

@@ -1,0 +1,166 @@
+// The one TLS interface of pggw: sans-IO, in the shape of Asio's ssl::detail::engine.
+//
+// A Backend (BoringSSL, wolfSSL) makes Contexts from Options; a Context makes one Engine per
+// connection. An Engine never touches a socket: the driver (tls_stream.hpp) writes the bytes
+// it reads from the peer into input_space()/commit_input(), sends what output() holds and
+// calls consume_output(). Every operation returns a small Result; after every call, whatever
+// the result, the driver sends output() before waiting for input.
+//
+// Each backend lives in a module (libpggw_tls_<name>.so) that exports one C symbol,
+// pggw_tls_backend_v1, and is loaded with RTLD_LOCAL so that the two libraries' clashing
+// OpenSSL-style symbols can never interpose on each other (see loader.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pggw::tls {
+
+enum class Role { server, client };
+enum class Version { tls1_2, tls1_3 };
+
+// What the engine checks about the peer's certificate.
+//  server role: none = no client certificate asked for; chain = a client certificate chaining
+//               to ca_file is required.
+//  client role: none = anything goes (libpq sslmode=require); chain = verify-ca;
+//               chain_and_hostname = verify-full against EngineOptions::hostname.
+enum class Verify { none, chain, chain_and_hostname };
+
+struct Options {
+    Role role = Role::server;
+    std::string cert_file;  // PEM: leaf first, then intermediates
+    std::string key_file;   // PEM private key (ECDSA or RSA)
+    std::string ca_file;    // PEM trust anchors for verifying the peer
+    Verify verify = Verify::none;
+    std::vector<std::string> alpn;  // server: protocols it accepts; client: protocols offered
+    Version min_version = Version::tls1_2;
+    Version max_version = Version::tls1_3;
+    std::string ciphers;  // TLS 1.2 cipher list in the library's syntax; empty = library default
+    std::string groups;   // e.g. "X25519:P-256"; empty = X25519 first, then P-256
+};
+
+struct EngineOptions {
+    std::string hostname;  // client: SNI and the name verify-full checks; server: unused
+    // server: a client that offers no ALPN at all is refused (direct TLS, PostgreSQL 17).
+    // A client that offers ALPN without a match is always refused with no_application_protocol.
+    bool require_alpn = false;
+};
+
+enum class Result {
+    ok,          // the operation completed (for read: n > 0 bytes of plaintext)
+    want_input,  // feed more ciphertext from the peer, then call again
+    closed,      // the peer sent close_notify (read) / shutdown finished
+    error,       // failure(); the engine is dead: send output() (an alert), then close
+};
+
+// Small fixed set, also used as a metrics label (reason_name()).
+enum class Failure {
+    none,
+    unknown_ca,           // peer certificate does not chain to our CA
+    bad_certificate,      // missing, malformed or rejected certificate
+    certificate_expired,  // peer certificate outside its validity period
+    hostname_mismatch,    // verify-full: certificate not issued for the expected name
+    no_alpn,              // no common application protocol
+    protocol_version,     // no common TLS version
+    handshake_failure,    // no common cipher/group, or the peer's fatal alert
+    not_tls,              // bytes that are not a TLS record
+    eof,                  // peer closed without close_notify (truncation)
+    other,
+};
+std::string_view failure_name(Failure f);
+
+struct HandshakeInfo {
+    std::string version;      // "TLSv1.3", as OpenSSL and PostgreSQL's pg_stat_ssl name it
+    std::string cipher;       // e.g. "TLS_AES_256_GCM_SHA384"
+    std::string alpn;         // selected protocol, empty if none
+    std::string sni;          // server: name the client asked for, empty if none
+    bool peer_certificate = false;
+    std::string peer_common_name;  // CN of the verified peer certificate
+    std::string peer_subject;      // one-line subject, for logs
+};
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+
+    // Ciphertext from the peer: write up to space.size() bytes into input_space(), then commit.
+    virtual std::span<std::uint8_t> input_space() = 0;
+    virtual void commit_input(std::size_t n) = 0;
+    // Ciphertext for the peer.
+    virtual std::span<const std::uint8_t> output() const = 0;
+    virtual void consume_output(std::size_t n) = 0;
+
+    virtual Result handshake() = 0;
+    // Plaintext out. ok: n > 0 bytes were written to buf.
+    virtual Result read(std::span<std::uint8_t> buf, std::size_t& n) = 0;
+    // Plaintext in. ok: all of buf was taken and its records are in output().
+    virtual Result write(std::span<const std::uint8_t> buf) = 0;
+    // Queue close_notify. ok once it is in output().
+    virtual Result shutdown() = 0;
+
+    virtual const HandshakeInfo& info() const = 0;
+    virtual Failure failure() const = 0;
+    virtual const std::string& failure_reason() const = 0;  // readable, for logs
+
+    // Convenience for tests: copies into input_space() until all of data is taken.
+    void feed(std::span<const std::uint8_t> data);
+};
+
+struct CertificateInfo {
+    std::string subject;        // e.g. "CN=localhost"
+    std::int64_t not_after{0};  // Unix seconds
+};
+
+class Context {
+public:
+    virtual ~Context() = default;
+    virtual std::unique_ptr<Engine> new_engine(const EngineOptions& opts) = 0;
+    // The certificates this context presents (leaf first), for expiry metrics.
+    virtual const std::vector<CertificateInfo>& certificates() const = 0;
+};
+
+enum Capability : std::uint32_t {
+    cap_tls1_2 = 1u << 0,
+    cap_tls1_3 = 1u << 1,
+    cap_alpn = 1u << 2,
+    cap_client_certificates = 1u << 3,
+    cap_generate_certificates = 1u << 4,  // gen-cert
+    cap_cipher_list = 1u << 5,
+};
+
+struct CertificateRequest {
+    std::string dir;
+    std::vector<std::string> hostnames;  // DNS names or IP literals
+    std::string key_type = "ecdsa-p256";  // or "rsa-2048"
+    int days = 825;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string_view name() const = 0;  // "boringssl" / "wolfssl": the metrics label
+    virtual std::string version() const = 0;    // library version string, for --version and logs
+    virtual std::uint32_t capabilities() const = 0;
+    // nullptr and error set when the options cannot be honoured (unreadable key, bad list...).
+    virtual std::unique_ptr<Context> new_context(const Options& opts, std::string& error) = 0;
+    // Snake-oil CA + server certificate (ca.crt, ca.key, server.crt, server.key; keys 0600).
+    // Only where capabilities() has cap_generate_certificates.
+    virtual bool generate_certificates(const CertificateRequest& req, std::string& error) = 0;
+    bool has(Capability c) const { return (capabilities() & c) != 0; }
+};
+
+// Names of the backends compiled into this build, in preference order.
+std::vector<std::string> compiled_backends();
+// Loads (once) and returns the backend; nullptr and error set if it cannot be loaded.
+// Modules are looked for in $PGGW_TLS_MODULE_DIR, next to the executable, then in the
+// install directory.
+Backend* load_backend(std::string_view name, std::string& error);
+
+}  // namespace pggw::tls
+
+// Each module defines: extern "C" pggw::tls::Backend* pggw_tls_backend_v1();
