@@ -94,6 +94,10 @@ public:
     // Ciphertext for the peer.
     virtual std::span<const std::uint8_t> output() const = 0;
     virtual void consume_output(std::size_t n) = 0;
+    // The transport reached EOF (the socket read returned 0; the driver calls this once).
+    // Input already committed is still processed; after it, handshake()/read() answer error
+    // with Failure::eof (truncation), unless close_notify came first (read answers closed).
+    virtual void input_eof() = 0;
 
     virtual Result handshake() = 0;
     // Plaintext out. ok: n > 0 bytes were written to buf.
