@@ -1,0 +1,671 @@
+"""Shared helpers for pggw's integration tests.
+
+Every test_*.py file is run by CTest as its own pytest process, so the session-scoped
+fixtures below (the PostgreSQL cluster above all) are per file: each file starts its own
+throwaway PostgreSQL 15 cluster on a free port and stops it at the end.
+
+Real peers only: PostgreSQL 15 (initdb/pg_ctl), psql, pgbench, openssl s_client, psycopg2,
+Python's ssl/socket for raw protocol bytes. Nothing here mocks PostgreSQL.
+
+Environment (set by tests/CMakeLists.txt; defaults for a manual run in brackets):
+  PGGW_BUILD_DIR   directory with ./pggw and the TLS modules   [<source>/build]
+  PGGW_SOURCE_DIR  the source tree                             [../..]
+  PGGW_BACKENDS    ";"-separated TLS libraries compiled in     [modules found in the build dir]
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+# ---------------------------------------------------------------------------------------
+# Locations
+# ---------------------------------------------------------------------------------------
+HERE = Path(__file__).resolve().parent
+SOURCE_DIR = Path(os.environ.get("PGGW_SOURCE_DIR") or HERE.parent.parent).resolve()
+BUILD_DIR = Path(os.environ.get("PGGW_BUILD_DIR") or SOURCE_DIR / "build").resolve()
+PGGW_BIN = BUILD_DIR / "pggw"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PSQL = shutil.which("psql") or str(PG_BIN / "psql")
+PGBENCH = shutil.which("pgbench") or str(PG_BIN / "pgbench")
+
+ALICE_PASSWORD = "alice-s3cret"  # SCRAM user
+IS_ROOT = os.geteuid() == 0
+
+
+def tls_backends() -> list[str]:
+    env = os.environ.get("PGGW_BACKENDS")
+    if env:
+        return [b for b in env.split(";") if b]
+    found = [b for b in ("boringssl", "wolfssl") if (BUILD_DIR / f"libpggw_tls_{b}.so").exists()]
+    return found or ["boringssl", "wolfssl"]
+
+
+# ---------------------------------------------------------------------------------------
+# Small utilities
+# ---------------------------------------------------------------------------------------
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (bind to 0 and release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing accepts on {host}:{port} after {timeout}s")
+
+
+def clean_client_env(home: Path | str | None = None, **extra) -> dict:
+    """Environment for libpq clients: no PG* variables leaking in, no ~/.postgresql files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["HOME"] = str(home or tempfile.gettempdir())
+    env["PGCONNECT_TIMEOUT"] = "10"
+    env["PGGSSENCMODE"] = "disable"  # no Kerberos here; keeps libpq's first packet predictable
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def conninfo(**kw) -> str:
+    """libpq keyword/value connection string."""
+    parts = []
+    for k, v in kw.items():
+        v = str(v).replace("\\", "\\\\").replace("'", "\\'")
+        parts.append(f"{k}='{v}'")
+    return " ".join(parts)
+
+
+def run(cmd, timeout=60, check=False, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check, **kw)
+
+
+def psql(dsn: str, *commands: str, env: dict | None = None, timeout: float = 30,
+         extra_args=()) -> subprocess.CompletedProcess:
+    """psql -X -A -t with one -c per command; returns the completed process (no check)."""
+    cmd = [PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra_args, dsn]
+    for c in commands:
+        cmd += ["-c", c]
+    return run(cmd, timeout=timeout, env=env if env is not None else clean_client_env())
+
+
+def as_postgres_cmd(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if IS_ROOT else cmd
+
+
+# ---------------------------------------------------------------------------------------
+# PostgreSQL 15 cluster
+# ---------------------------------------------------------------------------------------
+class Cluster:
+    def __init__(self, max_connections: int = 300):
+        self.dir = Path(tempfile.mkdtemp(prefix="pggw-it-pg-"))
+        self.data = self.dir / "data"
+        self.sockdir = self.dir  # unix socket lives in the temp dir too
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.log = self.dir / "postgres.log"
+        self.max_connections = max_connections
+        if IS_ROOT:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.dir, 0o755)
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _pg(self, *args, timeout=60, check=True):
+        r = run(as_postgres_cmd([str(PG_BIN / args[0]), *args[1:]]), timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+                               + (self.log.read_text() if self.log.exists() else ""))
+        return r
+
+    def init(self):
+        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                 "--no-sync", "--locale=C")
+        conf = self.data / "postgresql.conf"
+        with open(conf, "a") as f:
+            f.write(f"""
+listen_addresses = '127.0.0.1'
+port = {self.port}
+unix_socket_directories = '{self.sockdir}'
+password_encryption = 'scram-sha-256'
+max_connections = {self.max_connections}
+shared_buffers = 16MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+ssl = off
+""")
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "host all alice 127.0.0.1/32 scram-sha-256\n"
+            "host all alice ::1/128 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "host all all ::1/128 trust\n")
+        self.start()
+        self.sql(f"CREATE ROLE alice LOGIN PASSWORD '{ALICE_PASSWORD}'")
+        self.sql("CREATE ROLE bob LOGIN")
+        self.sql("CREATE DATABASE appdb OWNER bob")
+        # The verifier must really be SCRAM (password_encryption took effect).
+        v = self.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'alice'")
+        assert v.startswith("SCRAM-SHA-256$"), v
+        return self
+
+    def start(self):
+        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "start")
+
+    def stop(self, mode="fast"):
+        self._pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop", check=False)
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n")[0])
+        except (OSError, ValueError):
+            return None
+
+    def sql(self, query: str, db: str = "postgres", user: str = "postgres") -> str:
+        r = run([PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.sockdir),
+                 "-p", str(self.port), "-U", user, "-d", db, "-c", query],
+                env=clean_client_env())
+        if r.returncode != 0:
+            raise RuntimeError(f"psql {query!r} failed: {r.stderr}")
+        return r.stdout.strip()
+
+    def destroy(self):
+        self.stop(mode="immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    c = Cluster().init()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+# ---------------------------------------------------------------------------------------
+# pggw process
+# ---------------------------------------------------------------------------------------
+_current_item = None  # the running test (so pggw logs can be attached to its failure report)
+_all_pggw: list["Pggw"] = []
+
+
+class Pggw:
+    """One pggw process: started on a free port, stderr captured to a file."""
+
+    def __init__(self, *args, backend: str | None = None, port: int | None = None,
+                 host: str = "127.0.0.1", metrics_port: int | None = None, wait: bool = True,
+                 listen: bool = True, start_timeout: float = 10):
+        self.host = host
+        self.port = port or free_port(host)
+        self.metrics_port = metrics_port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pggw-it-gw-"))
+        self.log_path = self.dir / "pggw.stderr"
+        cmd = [str(PGGW_BIN)]
+        args = list(args)
+        if listen and "--listen" not in args:
+            cmd += ["--listen", f"{host}:{self.port}"]
+        if backend and "--backend" not in args:
+            cmd += ["--backend", backend]
+        if "--metrics-listen" not in args:
+            cmd += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+        cmd += args
+        self.cmd = cmd
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.proc.pid
+        _all_pggw.append(self)
+        if _current_item is not None:
+            _current_item.__dict__.setdefault("_pggw", []).append(self)
+        if wait:
+            try:
+                wait_port(host, self.port, start_timeout, self.proc)
+            except Exception as e:
+                self.stop()
+                raise RuntimeError(f"pggw did not start: {e}\ncommand: {' '.join(cmd)}\n"
+                                   f"--- pggw stderr ---\n{self.log_text()}") from None
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def log_text(self) -> str:
+        try:
+            self._log.flush()
+        except ValueError:
+            pass
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_log(self, pattern: str, timeout: float = 5, count: int = 1) -> list[str]:
+        """Lines of the log matching the regex pattern, once there are at least count."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.log_text().splitlines() if rx.search(l)]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5) -> int | None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        try:
+            self._log.close()
+        except Exception:
+            pass
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture
+def pggw(request):
+    """Factory: pggw(*args, backend=...) starts pggw; every process is stopped afterwards."""
+    started: list[Pggw] = []
+
+    def start(*args, **kw):
+        p = Pggw(*args, **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    global _current_item
+    _current_item = item
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        # Attach the stderr of every pggw this test started, and of those still running
+        # (module-scoped ones), to the failure report.
+        procs = list(item.__dict__.get("_pggw", []))
+        procs += [p for p in _all_pggw if p.alive() and p not in procs]
+        for p in procs:
+            text = p.log_text()
+            if len(text) > 20000:
+                text = "...\n" + text[-20000:]
+            rep.sections.append((f"pggw stderr (pid {p.pid}, {' '.join(p.cmd[1:])})", text))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for p in _all_pggw:
+        p.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# Raw PostgreSQL protocol
+# ---------------------------------------------------------------------------------------
+SSL_REQUEST_CODE = 80877103
+GSSENC_REQUEST_CODE = 80877104
+CANCEL_REQUEST_CODE = 80877102
+PROTOCOL_30 = 196608
+
+
+def ssl_request() -> bytes:
+    return struct.pack("!ii", 8, SSL_REQUEST_CODE)
+
+
+def gssenc_request() -> bytes:
+    return struct.pack("!ii", 8, GSSENC_REQUEST_CODE)
+
+
+def cancel_request(pid: int, key: int) -> bytes:
+    return struct.pack("!iiII", 16, CANCEL_REQUEST_CODE, pid, key)
+
+
+def startup_message(user: str, database: str | None = None, **params) -> bytes:
+    body = struct.pack("!i", PROTOCOL_30)
+    items = {"user": user}
+    if database:
+        items["database"] = database
+    items.update(params)
+    for k, v in items.items():
+        body += k.encode() + b"\0" + str(v).encode() + b"\0"
+    body += b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def message(kind: bytes, payload: bytes = b"") -> bytes:
+    return kind + struct.pack("!i", len(payload) + 4) + payload
+
+
+TERMINATE = message(b"X")
+
+
+def query_message(sql: str) -> bytes:
+    return message(b"Q", sql.encode() + b"\0")
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def recv_exact(sock, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionClosed(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def read_message(sock) -> tuple[bytes, bytes]:
+    """One backend message: (type byte, payload). Raises ConnectionClosed at EOF."""
+    head = recv_exact(sock, 5)
+    kind, length = head[:1], struct.unpack("!i", head[1:])[0]
+    if length < 4 or length > 1 << 24:
+        raise AssertionError(f"bad message length {length} for type {kind!r}")
+    return kind, recv_exact(sock, length - 4)
+
+
+def error_fields(payload: bytes) -> dict[str, str]:
+    fields = {}
+    for part in payload.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode(errors="replace")
+    return fields
+
+
+def read_until(sock, kinds: bytes, timeout: float = 5) -> list[tuple[bytes, bytes]]:
+    """Messages up to and including the first whose type is in kinds (or an ErrorResponse)."""
+    sock.settimeout(timeout)
+    msgs = []
+    while True:
+        kind, payload = read_message(sock)
+        msgs.append((kind, payload))
+        if kind in (kinds[i:i + 1] for i in range(len(kinds))) or kind == b"E":
+            return msgs
+
+
+def recv_all_until_close(sock, timeout: float = 5) -> bytes:
+    """Everything the peer sends until it closes; raises TimeoutError if it does not close."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"peer did not close within {timeout}s (got {data[:64]!r})")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        except socket.timeout:
+            raise TimeoutError(f"peer did not close within {timeout}s (got {data[:64]!r})")
+        except ssl.SSLError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def parse_messages(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a byte string of backend messages (a trailing partial message is dropped)."""
+    out = []
+    i = 0
+    while i + 5 <= len(data):
+        kind = data[i:i + 1]
+        length = struct.unpack("!i", data[i + 1:i + 5])[0]
+        if length < 4 or i + 1 + length > len(data):
+            break
+        out.append((kind, data[i + 5:i + 1 + length]))
+        i += 1 + length
+    return out
+
+
+def connect(addr, timeout: float = 5) -> socket.socket:
+    s = socket.create_connection(addr, timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def trust_session(sock, user="bob", database="appdb", timeout: float = 5):
+    """Send a StartupMessage on sock and read up to ReadyForQuery.
+
+    Returns (messages, backend_key) where backend_key is (pid, secret) or None.
+    An ErrorResponse ends the read early (look at messages[-1])."""
+    sock.sendall(startup_message(user, database))
+    msgs = read_until(sock, b"Z", timeout)
+    key = None
+    for kind, payload in msgs:
+        if kind == b"K":
+            key = struct.unpack("!II", payload[:8])
+    return msgs, key
+
+
+def assert_ready(msgs):
+    kinds = [k for k, _ in msgs]
+    assert kinds[-1] == b"Z", f"no ReadyForQuery: {describe(msgs)}"
+    assert msgs[0][0] == b"R" and struct.unpack("!i", msgs[0][1][:4])[0] == 0, \
+        f"first message is not AuthenticationOk: {describe(msgs)}"
+
+
+def describe(msgs) -> str:
+    out = []
+    for k, p in msgs:
+        if k == b"E":
+            out.append(f"E{error_fields(p)}")
+        else:
+            out.append(k.decode(errors="replace"))
+    return " ".join(out)
+
+
+def simple_query(sock, sql: str, timeout: float = 5) -> list[tuple[bytes, bytes]]:
+    sock.sendall(query_message(sql))
+    return read_until(sock, b"Z", timeout)
+
+
+def scram_session(sock, user: str, password: str, database: str = "appdb", timeout: float = 5):
+    """SCRAM-SHA-256 (no channel binding) by hand. Returns the messages after the SASL exchange
+    (ending with ReadyForQuery or ErrorResponse)."""
+    sock.settimeout(timeout)
+    sock.sendall(startup_message(user, database))
+    kind, payload = read_message(sock)
+    if kind == b"E":
+        return [(kind, payload)]
+    assert kind == b"R" and struct.unpack("!i", payload[:4])[0] == 10, (kind, payload)
+    mechs = payload[4:].split(b"\0")
+    assert b"SCRAM-SHA-256" in mechs, mechs
+    cnonce = base64.b64encode(secrets.token_bytes(18)).decode()
+    first_bare = f"n=,r={cnonce}"
+    first = ("n,," + first_bare).encode()
+    sock.sendall(message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
+    kind, payload = read_message(sock)
+    if kind == b"E":
+        return [(kind, payload)]
+    assert kind == b"R" and struct.unpack("!i", payload[:4])[0] == 11, (kind, payload)
+    server_first = payload[4:].decode()
+    attrs = dict(a.split("=", 1) for a in server_first.split(","))
+    salt, iters, nonce = base64.b64decode(attrs["s"]), int(attrs["i"]), attrs["r"]
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iters)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    final_wo_proof = f"c=biws,r={nonce}"
+    auth_msg = f"{first_bare},{server_first},{final_wo_proof}".encode()
+    sig = hmac.new(stored_key, auth_msg, hashlib.sha256).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, sig))
+    final = f"{final_wo_proof},p={base64.b64encode(proof).decode()}".encode()
+    sock.sendall(message(b"p", final))
+    return read_until(sock, b"Z", timeout)
+
+
+# ---------------------------------------------------------------------------------------
+# Certificates (OpenSSL CLI in the test process; pggw never uses OpenSSL)
+# ---------------------------------------------------------------------------------------
+def openssl(*args, cwd=None):
+    r = run(["openssl", *args], cwd=cwd)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def make_ca(dir: Path, name: str) -> tuple[Path, Path]:
+    crt, key = dir / f"{name}.crt", dir / f"{name}.key"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(crt), "-days", "30", "-subj", f"/CN=pggw test {name}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def make_leaf(dir: Path, name: str, cn: str, ca: tuple[Path, Path], days: int = 30,
+              client: bool = True, sans: list[str] | None = None) -> tuple[Path, Path]:
+    crt, key, csr, ext = (dir / f"{name}.crt", dir / f"{name}.key", dir / f"{name}.csr",
+                          dir / f"{name}.ext")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={cn}")
+    lines = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature",
+             f"extendedKeyUsage={'clientAuth' if client else 'serverAuth'}"]
+    if sans:
+        lines.append("subjectAltName=" + ",".join(sans))
+    ext.write_text("\n".join(lines) + "\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+            "-set_serial", str(secrets.randbits(63)), "-days", str(days), "-extfile", str(ext),
+            "-out", str(crt))
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def gen_cert(dir: Path, *hostnames: str, key_type: str | None = None) -> dict[str, Path]:
+    """`pggw gen-cert --dir DIR`: returns the paths of ca.crt ca.key server.crt server.key."""
+    dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(PGGW_BIN), "gen-cert", "--dir", str(dir)]
+    for h in hostnames:
+        cmd += ["--hostname", h]
+    if key_type:
+        cmd += ["--key-type", key_type]
+    r = run(cmd, timeout=30)
+    assert r.returncode == 0, f"pggw gen-cert failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    files = {n: dir / n for n in ("ca.crt", "ca.key", "server.crt", "server.key")}
+    for n, p in files.items():
+        assert p.is_file(), f"gen-cert did not write {n}: {sorted(os.listdir(dir))}"
+    return files
+
+
+# ---------------------------------------------------------------------------------------
+# TLS from the test process
+# ---------------------------------------------------------------------------------------
+def client_context(cafile=None, alpn=None, cert=None, key=None, check_hostname=True,
+                   minimum=ssl.TLSVersion.TLSv1_2, maximum=None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile=str(cafile))
+        ctx.check_hostname = check_hostname
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if alpn is not None:
+        ctx.set_alpn_protocols(alpn)
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def starttls(addr, ctx: ssl.SSLContext, server_hostname="localhost", timeout=5) -> ssl.SSLSocket:
+    """SSLRequest, expect 'S', then the TLS handshake. Returns the TLS socket."""
+    s = connect(addr, timeout)
+    s.sendall(ssl_request())
+    answer = recv_exact(s, 1)
+    assert answer == b"S", f"SSLRequest answered {answer!r}"
+    return ctx.wrap_socket(s, server_hostname=server_hostname)
+
+
+@contextlib.contextmanager
+def closing_all(socks):
+    try:
+        yield socks
+    finally:
+        for s in socks:
+            with contextlib.suppress(Exception):
+                s.close()
+
+
+def threads_run(fn, args_list, parallel: int = 16):
+    """Run fn(*args) for every args in args_list with up to `parallel` threads; returns results
+    in order; re-raises the first exception."""
+    results = [None] * len(args_list)
+    errors = []
+    lock = threading.Lock()
+    idx = iter(range(len(args_list)))
+
+    def worker():
+        while True:
+            with lock:
+                i = next(idx, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(*args_list[i])
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(min(parallel, len(args_list)))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -1,0 +1,468 @@
+"""TLS toward clients, for every TLS library pggw was built with (--tls-library).
+
+Server certificates come from `pggw gen-cert`; client certificates, rogue CAs and an expired
+certificate are made here with the openssl CLI (OpenSSL in the test process only).
+Clients: psql/libpq 15, psycopg2, pgbench, openssl s_client, Python ssl for raw bytes.
+"""
+import re
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from conftest import (ALICE_PASSWORD, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, assert_ready,
+                      clean_client_env, client_context, connect, conninfo, describe,
+                      error_fields, free_port, gen_cert, make_ca, make_leaf, parse_messages,
+                      psql, recv_all_until_close, run, simple_query,
+                      ssl_request, startup_message, starttls, tls_backends, trust_session)
+
+LIBS = tls_backends()
+MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+TLS13 = "SSL connection (protocol: TLSv1.3"
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------
+class Certs:
+    pass
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    c = Certs()
+    c.dir = d
+    gw = gen_cert(d / "gw")  # CA + server cert for localhost / 127.0.0.1
+    c.ca, c.server_crt, c.server_key = gw["ca.crt"], gw["server.crt"], gw["server.key"]
+    other = gen_cert(d / "other", "db.example.invalid")  # a cert for another name only
+    c.other_ca, c.other_crt, c.other_key = other["ca.crt"], other["server.crt"], other["server.key"]
+    c.client_ca = make_ca(d, "client-ca")
+    c.rogue_ca = make_ca(d, "rogue-ca")
+    c.bob = make_leaf(d, "bob", "bob", c.client_ca)
+    c.alice = make_leaf(d, "alice", "alice", c.client_ca)
+    c.rogue_bob = make_leaf(d, "rogue-bob", "bob", c.rogue_ca)
+    c.expired_bob = make_leaf(d, "expired-bob", "bob", c.client_ca, days=-1)
+    # A server certificate for localhost signed by a CA the client does not trust.
+    c.rogue_server = make_leaf(d, "rogue-server", "localhost", c.rogue_ca, client=False,
+                               sans=["DNS:localhost", "IP:127.0.0.1"])
+    return c
+
+
+@pytest.fixture(scope="module")
+def gateways(cluster, certs):
+    """gateways(lib, mode, *extra) -> a running pggw, started once per distinct argument set."""
+    cache = {}
+
+    def get(lib, mode, *extra, cert=None, key=None, host="127.0.0.1"):
+        k = (lib, mode, extra, cert, key, host)
+        p = cache.get(k)
+        if p is None or not p.alive():
+            args = ["--tls-library", lib, "--client-tls", mode,
+                    "--cert", str(cert or certs.server_crt), "--key", str(key or certs.server_key),
+                    "--client-ca", str(certs.client_ca[0]), "--workers", "1", *extra]
+            p = Pggw(*args, backend=cluster.addr, host=host)
+            cache[k] = p
+        return p
+
+    yield get
+    for p in cache.values():
+        p.stop()
+
+
+@pytest.fixture(scope="module", params=LIBS)
+def lib(request):
+    return request.param
+
+
+def dsn(gw, user="bob", sslmode="require", host=None, **kw):
+    return conninfo(host=host or gw.host, port=gw.port, user=user, dbname="appdb",
+                    sslmode=sslmode, **kw)
+
+
+def psql_conninfo(dsn_, env=None):
+    return psql(dsn_, "select 1", r"\conninfo", env=env)
+
+
+# --------------------------------------------------------------------------------------
+# The sslmode matrix: libpq client sslmode x pggw --client-tls
+# --------------------------------------------------------------------------------------
+def expected_outcome(server: str, client: str) -> str:
+    """'plain', 'tls' or 'fail' (libpq sslmode semantics x PgBouncer client_tls_sslmode)."""
+    if server == "disable":  # pggw answers SSLRequest with 'N'
+        return "plain" if client in ("disable", "allow", "prefer") else "fail"
+    if server in ("allow", "prefer"):  # TLS when the client asks; libpq 'allow' asks last
+        return "plain" if client in ("disable", "allow") else "tls"
+    # require / verify-ca / verify-full: plaintext startup is refused (28000); libpq 'allow'
+    # retries with TLS after that error.
+    return "fail" if client == "disable" else "tls"
+
+
+@pytest.mark.parametrize("client", MODES)
+@pytest.mark.parametrize("server", MODES)
+def test_sslmode_matrix(lib, gateways, certs, server, client):
+    gw = gateways(lib, server)
+    opts = {}
+    if client in ("verify-ca", "verify-full"):
+        opts["sslrootcert"] = str(certs.ca)
+    if server in ("verify-ca", "verify-full"):
+        opts["sslcert"], opts["sslkey"] = str(certs.bob[0]), str(certs.bob[1])
+    r = psql_conninfo(dsn(gw, "bob", client, **opts))
+    want = expected_outcome(server, client)
+    ctx = f"--client-tls {server}, sslmode={client}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+    if want == "fail":
+        assert r.returncode != 0, ctx
+        if server == "disable":
+            assert "server does not support SSL" in r.stderr, ctx
+        else:
+            assert re.search(r"SSL|TLS", r.stderr), ctx
+    else:
+        assert r.returncode == 0, ctx
+        assert r.stdout.startswith("1\n"), ctx
+        if want == "tls":
+            assert TLS13 in r.stdout, ctx
+        else:
+            assert "SSL connection" not in r.stdout, ctx
+
+
+@pytest.mark.parametrize("server", ["require", "verify-ca", "verify-full"])
+def test_plaintext_startup_refused_with_28000(lib, gateways, server):
+    gw = gateways(lib, server)
+    with connect(gw.addr) as s:
+        s.sendall(startup_message("bob", "appdb"))
+        data = recv_all_until_close(s, 5)
+    msgs = parse_messages(data)
+    assert msgs and msgs[0][0] == b"E", data[:80]
+    f = error_fields(msgs[0][1])
+    assert f["C"] == "28000", f
+    assert re.search(r"SSL|TLS", f["M"]), f
+    assert not any(k == b"R" for k, _ in msgs)
+
+
+# --------------------------------------------------------------------------------------
+# Users over TLS
+# --------------------------------------------------------------------------------------
+def test_scram_and_trust_users_over_tls(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    r = psql_conninfo(dsn(gw, "alice", "verify-full", sslrootcert=certs.ca),
+                      env=clean_client_env(PGPASSWORD=ALICE_PASSWORD))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout and 'as user "alice"' in r.stdout, r.stdout
+    r = psql(dsn(gw, "alice", "verify-full", sslrootcert=certs.ca), "select 1",
+             env=clean_client_env(PGPASSWORD="wrong"))
+    assert r.returncode != 0 and 'password authentication failed for user "alice"' in r.stderr
+    r = psql_conninfo(dsn(gw, "bob", "verify-full", sslrootcert=certs.ca))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout and 'as user "bob"' in r.stdout, r.stdout
+
+
+def test_channel_binding_require_fails_cleanly(lib, gateways, certs):
+    """The server leg is plaintext, so PostgreSQL never offers SCRAM-SHA-256-PLUS: libpq with
+    channel_binding=require must fail with a clear message, and promptly."""
+    gw = gateways(lib, "require")
+    t0 = time.monotonic()
+    r = psql(dsn(gw, "alice", "verify-full", sslrootcert=certs.ca, channel_binding="require"),
+             "select 1", env=clean_client_env(PGPASSWORD=ALICE_PASSWORD), timeout=20)
+    assert r.returncode != 0
+    assert "channel binding" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_large_transfers_over_tls(lib, gateways, certs, cluster):
+    gw = gateways(lib, "require")
+    r = psql(dsn(gw, "bob", "require"),
+             "select repeat('x', 1000) from generate_series(1, 5000)")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert sum(1 for l in lines if l == "x" * 1000) == 5000
+    table = f"tls_copy_{lib}"
+    cluster.sql(f"create table if not exists {table} (v text)", db="appdb", user="bob")
+    n = 60000
+    proc = subprocess.Popen([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn(gw, "bob", "require"),
+                             "-c", f"copy {table} from stdin"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_client_env())
+    _, err = proc.communicate(("z" * 120 + "\n").encode() * n, timeout=60)
+    assert proc.returncode == 0, err
+    assert cluster.sql(f"select count(*) from {table}", db="appdb") == str(n)
+
+
+# --------------------------------------------------------------------------------------
+# Server identity as the client sees it
+# --------------------------------------------------------------------------------------
+def test_rsa_certificate(lib, gateways, certs):
+    files = gen_cert(certs.dir / f"rsa-{lib}", key_type="rsa-2048")
+    gw = gateways(lib, "require", cert=files["server.crt"], key=files["server.key"])
+    r = psql_conninfo(dsn(gw, "bob", "verify-full", sslrootcert=files["ca.crt"]))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout
+
+
+def test_hostname_mismatch_fails_verify_full(lib, gateways, certs):
+    gw = gateways(lib, "require", cert=certs.other_crt, key=certs.other_key)
+    r = psql(dsn(gw, "bob", "verify-full", sslrootcert=certs.other_ca), "select 1")
+    assert r.returncode != 0
+    assert "does not match host name" in r.stderr, r.stderr
+    # Same cert, same CA, without the name check: fine (so the failure above is the name).
+    r = psql_conninfo(dsn(gw, "bob", "verify-ca", sslrootcert=certs.other_ca))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout
+
+
+def test_address_not_in_certificate_fails_verify_full(lib, gateways, certs):
+    gw = gateways(lib, "require", host="127.0.0.2")
+    r = psql(dsn(gw, "bob", "verify-full", sslrootcert=certs.ca), "select 1")
+    assert r.returncode != 0
+    assert "does not match host name" in r.stderr, r.stderr
+
+
+def test_default_cert_names(lib, gateways, certs):
+    """gen-cert's default certificate is valid for localhost and 127.0.0.1."""
+    gw = gateways(lib, "require")
+    r = psql_conninfo(dsn(gw, "bob", "verify-full", host="localhost", hostaddr="127.0.0.1",
+                          sslrootcert=certs.ca))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout
+
+
+@pytest.mark.parametrize("sslmode", ["verify-ca", "verify-full"])
+def test_rogue_ca_fails(lib, gateways, certs, sslmode):
+    gw = gateways(lib, "require")
+    r = psql(dsn(gw, "bob", sslmode, sslrootcert=certs.rogue_ca[0]), "select 1")
+    assert r.returncode != 0
+    assert "certificate verify failed" in r.stderr, r.stderr
+
+
+def test_openssl_s_client_starttls(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    r = subprocess.run(["openssl", "s_client", "-starttls", "postgres", "-connect",
+                        f"127.0.0.1:{gw.port}", "-CAfile", str(certs.ca), "-verify_return_error",
+                        "-verify_ip", "127.0.0.1", "-brief"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=15)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "Protocol version: TLSv1.3" in out, out
+    assert "Verification: OK" in out, out
+
+
+@pytest.mark.parametrize("min_version,tls12_ok", [("1.3", False), ("1.2", True)])
+def test_tls_min_version(lib, gateways, certs, min_version, tls12_ok):
+    gw = gateways(lib, "require", "--tls-min-version", min_version)
+    r = subprocess.run(["openssl", "s_client", "-starttls", "postgres", "-connect",
+                        f"127.0.0.1:{gw.port}", "-CAfile", str(certs.ca), "-tls1_2", "-brief"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=15)
+    out = r.stdout + r.stderr
+    if tls12_ok:
+        assert r.returncode == 0 and "Protocol version: TLSv1.2" in out, out
+    else:
+        assert r.returncode != 0 and "CONNECTION ESTABLISHED" not in out, out
+    # TLS 1.3 works either way.
+    r = subprocess.run(["openssl", "s_client", "-starttls", "postgres", "-connect",
+                        f"127.0.0.1:{gw.port}", "-CAfile", str(certs.ca), "-tls1_3", "-brief"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=15)
+    assert r.returncode == 0 and "TLSv1.3" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------------------
+# Raw negotiation
+# --------------------------------------------------------------------------------------
+def test_plaintext_pipelined_behind_ssl_request_never_handshakes(lib, gateways):
+    gw = gateways(lib, "require")
+    with connect(gw.addr) as s:
+        s.sendall(ssl_request() + startup_message("bob", "appdb"))
+        data = recv_all_until_close(s, 3)
+    if data[:1] == b"S":
+        data = data[1:]
+    msgs = parse_messages(data)
+    assert not any(k == b"R" for k, _ in msgs), describe(msgs)
+    assert all(k == b"E" for k, _ in msgs), data[:80]
+    assert not data.startswith(b"\x16"), "a TLS ServerHello answered plaintext bytes"
+
+
+def test_starttls_raw_session(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    with starttls(gw.addr, client_context(certs.ca), server_hostname="localhost") as t:
+        assert t.version() == "TLSv1.3"
+        msgs, _ = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+        out = simple_query(t, "select 5")
+        assert out[-1][0] == b"Z"
+        t.sendall(TERMINATE)
+
+
+def test_direct_tls_with_alpn(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca, alpn=["postgresql"])
+    with connect(gw.addr) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            assert t.selected_alpn_protocol() == "postgresql"
+            assert t.version() == "TLSv1.3"
+            msgs, _ = trust_session(t, "bob", "appdb")
+            assert_ready(msgs)
+            t.sendall(TERMINATE)
+
+
+def test_direct_tls_without_alpn_refused(lib, gateways, certs):
+    """PostgreSQL 17 rule: a direct TLS connection must negotiate ALPN "postgresql". The
+    refusal may come during the handshake (an alert) or right after it (TLS 1.3 clients finish
+    their side first); either way no startup is ever processed."""
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca)
+    with connect(gw.addr) as raw:
+        try:
+            t = ctx.wrap_socket(raw, server_hostname="localhost")
+        except (ssl.SSLError, ConnectionError):
+            return
+        with t:
+            try:
+                t.sendall(startup_message("bob", "appdb"))
+                data = recv_all_until_close(t, 5)
+            except (ssl.SSLError, ConnectionError):
+                return
+            assert not any(k == b"R" for k, _ in parse_messages(data)), data[:80]
+
+
+def test_direct_tls_wrong_alpn_alert(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca, alpn=["http/1.1"])
+    with connect(gw.addr) as raw:
+        with pytest.raises(ssl.SSLError) as ei:
+            t = ctx.wrap_socket(raw, server_hostname="localhost")
+            t.sendall(startup_message("bob", "appdb"))
+            t.recv(1)
+    assert re.search(r"no.application.protocol", str(ei.value), re.I), str(ei.value)
+
+
+def test_direct_tls_refused_when_client_tls_disabled(lib, gateways, certs):
+    gw = gateways(lib, "disable")
+    ctx = client_context(certs.ca, alpn=["postgresql"])
+    with connect(gw.addr) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            t = ctx.wrap_socket(raw, server_hostname="localhost")
+            t.sendall(startup_message("bob", "appdb"))
+            if not t.recv(1):
+                raise ConnectionError("closed")
+
+
+# --------------------------------------------------------------------------------------
+# Cancel and load over TLS
+# --------------------------------------------------------------------------------------
+def test_cancel_through_tls_session(lib, gateways):
+    """libpq 15 sends the CancelRequest in plaintext: pggw accepts it under require."""
+    gw = gateways(lib, "require")
+    conn = psycopg2.connect(dsn(gw, "bob", "require"), connect_timeout=5)
+    try:
+        cur = conn.cursor()
+        assert conn.info.ssl_in_use
+        timer = threading.Timer(0.5, conn.cancel)
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg2.errors.QueryCanceled):
+            cur.execute("select pg_sleep(30)")
+        timer.join()
+        assert time.monotonic() - t0 < 5
+    finally:
+        conn.close()
+
+
+def test_pgbench_over_tls(lib, gateways, cluster):
+    if cluster.sql("select to_regclass('pgbench_accounts') is not null", db="appdb") != "t":
+        r = run([PGBENCH, "-i", "-q", "-s", "1", "-h", str(cluster.sockdir), "-p",
+                 str(cluster.port), "-U", "bob", "appdb"], timeout=120, env=clean_client_env())
+        assert r.returncode == 0, r.stderr
+    gw = gateways(lib, "require")
+    r = run([PGBENCH, "-S", "-T", "3", "-c", "4", "-j", "2", "-h", gw.host, "-p", str(gw.port),
+             "-U", "bob", "appdb"], timeout=60, env=clean_client_env(PGSSLMODE="require"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+    assert m and int(m.group(1)) > 0, r.stdout
+    m = re.search(r"number of failed transactions: (\d+)", r.stdout)
+    assert m and int(m.group(1)) == 0, r.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Client certificates
+# --------------------------------------------------------------------------------------
+def _client_cert_dsn(gw, certs, cert, user="bob"):
+    kw = dict(sslrootcert=certs.ca)
+    if cert is not None:
+        kw.update(sslcert=cert[0], sslkey=cert[1])
+    return dsn(gw, user, "verify-full", **kw)
+
+
+def test_verify_ca_client_certificates(lib, gateways, certs):
+    gw = gateways(lib, "verify-ca")
+    r = psql_conninfo(_client_cert_dsn(gw, certs, certs.bob))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout
+    # verify-ca does not look at the name: alice's certificate is fine for bob.
+    r = psql_conninfo(_client_cert_dsn(gw, certs, certs.alice))
+    assert r.returncode == 0, r.stderr
+    for name, cert in (("missing", None), ("rogue CA", certs.rogue_bob),
+                       ("expired", certs.expired_bob)):
+        r = psql(_client_cert_dsn(gw, certs, cert), "select 1")
+        assert r.returncode != 0, f"{name} client certificate accepted:\n{r.stdout}"
+
+
+def test_verify_ca_missing_cert_raw(lib, gateways, certs):
+    """Without a certificate the TLS handshake fails or pggw answers 28000; never 'R'."""
+    gw = gateways(lib, "verify-ca")
+    try:
+        with starttls(gw.addr, client_context(certs.ca)) as t:
+            t.sendall(startup_message("bob", "appdb"))
+            data = recv_all_until_close(t, 5)
+    except (ssl.SSLError, ConnectionError):
+        return
+    msgs = parse_messages(data)
+    assert not any(k == b"R" for k, _ in msgs), describe(msgs)
+    if msgs:
+        assert error_fields(msgs[0][1])["C"] == "28000", describe(msgs)
+
+
+def test_verify_full_client_certificate_cn_must_match_user(lib, gateways, certs):
+    gw = gateways(lib, "verify-full")
+    r = psql_conninfo(_client_cert_dsn(gw, certs, certs.bob, "bob"))
+    assert r.returncode == 0, r.stderr
+    assert TLS13 in r.stdout
+    r = psql(_client_cert_dsn(gw, certs, certs.alice, "alice"), "select 1",
+             env=clean_client_env(PGPASSWORD=ALICE_PASSWORD))
+    assert r.returncode == 0, r.stderr
+    # CN=alice presenting as bob.
+    r = psql(_client_cert_dsn(gw, certs, certs.alice, "bob"), "select 1")
+    assert r.returncode != 0
+    ctx = client_context(certs.ca, cert=certs.alice[0], key=certs.alice[1])
+    with starttls(gw.addr, ctx) as t:
+        t.sendall(startup_message("bob", "appdb"))
+        data = recv_all_until_close(t, 5)
+    msgs = parse_messages(data)
+    assert msgs and msgs[0][0] == b"E", data[:80]
+    assert error_fields(msgs[0][1])["C"] == "28000", describe(msgs)
+    assert not any(k == b"R" for k, _ in msgs)
+
+
+# --------------------------------------------------------------------------------------
+# Process hygiene
+# --------------------------------------------------------------------------------------
+def test_openssl_never_loaded(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    # Make sure the TLS module did real work before looking.
+    r = psql(dsn(gw, "bob", "verify-full", sslrootcert=certs.ca), "select 1")
+    assert r.returncode == 0, r.stderr
+    maps = Path(f"/proc/{gw.pid}/maps").read_text()
+    libs = {l.split()[-1] for l in maps.splitlines() if "/" in l}
+    openssl_libs = [p for p in libs if re.search(r"/lib(ssl|crypto)\.so\.(3|1\.1)$", p)]
+    assert not openssl_libs, f"OpenSSL mapped into pggw: {openssl_libs}"
+    assert any(p.endswith(f"libpggw_tls_{lib}.so") for p in libs), \
+        f"the {lib} module is not loaded: {sorted(libs)}"
+
+
+def test_unknown_tls_library_refused(certs):
+    r = run([str(PGGW_BIN), "--listen", f"127.0.0.1:{free_port()}", "--metrics-listen",
+             f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--client-tls",
+             "require", "--cert", str(certs.server_crt), "--key", str(certs.server_key),
+             "--tls-library", "openssl"], timeout=10)
+    assert r.returncode != 0, r.stdout + r.stderr

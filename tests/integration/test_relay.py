@@ -1,0 +1,342 @@
+"""pggw relaying real PostgreSQL 15 sessions in plaintext (--client-tls disable).
+
+psql and psycopg2 (libpq), pgbench, and raw protocol bytes from Python sockets.
+The tests that stop PostgreSQL are last in this file.
+"""
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from conftest import (ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
+                      closing_all, connect, conninfo, describe, error_fields, free_port, psql,
+                      query_message,
+                      read_until, recv_all_until_close, run, scram_session, simple_query,
+                      startup_message, threads_run, trust_session)
+
+
+@pytest.fixture(scope="module")
+def gw(cluster):
+    p = Pggw("--client-tls", "disable", "--workers", "2", backend=cluster.addr)
+    yield p
+    p.stop()
+
+
+def dsn(gw, user="bob", **kw):
+    return conninfo(host=gw.host, port=gw.port, user=user, dbname=kw.pop("dbname", "appdb"),
+                    sslmode=kw.pop("sslmode", "disable"), **kw)
+
+
+# --------------------------------------------------------------------------------------
+# psql through pggw
+# --------------------------------------------------------------------------------------
+def test_psql_trust_user(gw):
+    r = psql(dsn(gw, "bob"), "select 1", "select current_user")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "bob"]
+
+
+def test_psql_scram_user(gw):
+    r = psql(dsn(gw, "alice"), "select 1", "select current_user",
+             env=clean_client_env(PGPASSWORD=ALICE_PASSWORD))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "alice"]
+
+
+def test_psql_scram_user_no_password_is_refused(gw):
+    # libpq gets the SASL challenge through pggw and has no password to answer it with.
+    r = psql(dsn(gw, "alice"), "select 1", extra_args=["-w"])
+    assert r.returncode != 0
+    assert "password" in r.stderr.lower(), r.stderr
+
+
+def test_wrong_password_error_reaches_client(gw):
+    r = psql(dsn(gw, "alice"), "select 1", env=clean_client_env(PGPASSWORD="wrong"))
+    assert r.returncode != 0
+    assert 'password authentication failed for user "alice"' in r.stderr, r.stderr
+    # Same through raw bytes: PostgreSQL's ErrorResponse, SQLSTATE 28P01, unchanged.
+    with connect(gw.addr) as s:
+        msgs = scram_session(s, "alice", "wrong")
+        assert msgs[-1][0] == b"E", describe(msgs)
+        f = error_fields(msgs[-1][1])
+        assert f["C"] == "28P01", f
+        assert f["M"] == 'password authentication failed for user "alice"', f
+        assert f["S"] == "FATAL", f
+
+
+def test_scram_by_hand(gw):
+    with connect(gw.addr) as s:
+        msgs = scram_session(s, "alice", ALICE_PASSWORD)
+        assert msgs[-1][0] == b"Z", describe(msgs)
+        out = simple_query(s, "select 41 + 1")
+        assert [k for k, _ in out] == [b"T", b"D", b"C", b"Z"], describe(out)
+        assert out[1][1].endswith(b"42")
+        s.sendall(TERMINATE)
+
+
+def test_unknown_database_error_reaches_client(gw):
+    r = psql(dsn(gw, "bob", dbname="no_such_db"), "select 1")
+    assert r.returncode != 0
+    assert 'database "no_such_db" does not exist' in r.stderr, r.stderr
+    with connect(gw.addr) as s:
+        msgs, _ = trust_session(s, "bob", "no_such_db")
+        assert msgs[-1][0] == b"E", describe(msgs)
+        f = error_fields(msgs[-1][1])
+        assert f["C"] == "3D000", f
+        assert f["M"] == 'database "no_such_db" does not exist', f
+
+
+def test_raw_session_relays_queries_and_notices(gw):
+    with connect(gw.addr) as s:
+        msgs, key = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        assert key is not None, "BackendKeyData must be passed through"
+        kinds = [k for k, _ in msgs]
+        assert b"S" in kinds, "ParameterStatus must be passed through"
+        # A large result (many relay reads/writes) arrives intact.
+        out = simple_query(s, "select repeat('x', 1000) from generate_series(1, 2000)", timeout=10)
+        rows = [p for k, p in out if k == b"D"]
+        assert len(rows) == 2000
+        assert all(p.endswith(b"x" * 1000) for p in rows)
+        # NOTICE (async message from the server) is relayed.
+        out = simple_query(s, "do $$ begin raise notice 'hello from pg'; end $$")
+        assert any(k == b"N" and b"hello from pg" in p for k, p in out), describe(out)
+        # Server-side error keeps the session usable.
+        out = simple_query(s, "select 1/0")
+        assert error_fields([p for k, p in out if k == b"E"][0])["C"] == "22012"
+        out = simple_query(s, "select 2")
+        assert out[-1][0] == b"Z"
+        s.sendall(TERMINATE)
+        assert recv_all_until_close(s, 5) == b""
+
+
+def test_large_copy_in_relayed(gw, cluster):
+    """Client → server bulk (COPY FROM STDIN, 8 MB) goes through with backpressure."""
+    cluster.sql("create table if not exists copy_t (v text)", db="appdb", user="bob")
+    line = ("y" * 100 + "\n").encode()
+    n = 80000
+    proc = subprocess.Popen(
+        [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn(gw, "bob"), "-c",
+         "copy copy_t from stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=clean_client_env())
+    out, err = proc.communicate(line * n, timeout=60)
+    assert proc.returncode == 0, err
+    assert cluster.sql("select count(*) from copy_t", db="appdb") == str(n)
+
+
+# --------------------------------------------------------------------------------------
+# Session log lines
+# --------------------------------------------------------------------------------------
+def test_session_end_is_logged(gw):
+    r = psql(dsn(gw, "alice"), "select 1", env=clean_client_env(PGPASSWORD=ALICE_PASSWORD))
+    assert r.returncode == 0, r.stderr
+    lines = gw.wait_log(r"user=alice", timeout=5)
+    assert lines, f"no session-end line for alice:\n{gw.log_text()}"
+    line = lines[-1]
+    for field in ("peer=", "user=alice", "database=appdb", "worker="):
+        assert field in line, line
+    assert "127.0.0.1" in line, line
+
+
+# --------------------------------------------------------------------------------------
+# CancelRequest
+# --------------------------------------------------------------------------------------
+def test_cancel_through_pggw(gw):
+    conn = psycopg2.connect(dsn(gw, "bob"), connect_timeout=5)
+    try:
+        cur = conn.cursor()
+        timer = threading.Timer(0.5, conn.cancel)
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg2.errors.QueryCanceled) as ei:
+            cur.execute("select pg_sleep(30)")
+        elapsed = time.monotonic() - t0
+        timer.join()
+        assert ei.value.pgcode == "57014"
+        assert elapsed < 5, f"cancel took {elapsed:.1f}s"
+        conn.rollback()
+        cur.execute("select 1")  # the session survives the cancel
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_cancel_request_raw_gets_no_reply(gw):
+    """CancelRequest on a fresh connection is forwarded; pggw answers nothing and closes."""
+    with connect(gw.addr) as s:
+        msgs, key = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        s.sendall(query_message("select pg_sleep(30)"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with connect(gw.addr) as c:
+            c.sendall(struct.pack("!iiII", 16, 80877102, *key))
+            assert recv_all_until_close(c, 5) == b""
+        out = read_until(s, b"Z", timeout=5)
+        err = [p for k, p in out if k == b"E"]
+        assert err and error_fields(err[0])["C"] == "57014", describe(out)
+        assert time.monotonic() - t0 < 5
+
+
+def test_cancel_with_wrong_key_is_harmless(gw):
+    with connect(gw.addr) as s:
+        msgs, key = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        with connect(gw.addr) as c:
+            c.sendall(struct.pack("!iiII", 16, 80877102, key[0], (key[1] + 1) & 0xFFFFFFFF))
+            assert recv_all_until_close(c, 5) == b""
+        out = simple_query(s, "select pg_sleep(0.5), 7")
+        assert out[-1][0] == b"Z" and not any(k == b"E" for k, _ in out), describe(out)
+
+
+# --------------------------------------------------------------------------------------
+# pgbench
+# --------------------------------------------------------------------------------------
+def test_pgbench_select_only(gw, cluster):
+    r = run([PGBENCH, "-i", "-q", "-s", "1", "-h", str(cluster.sockdir), "-p", str(cluster.port),
+             "-U", "bob", "appdb"], timeout=120, env=clean_client_env())
+    assert r.returncode == 0, r.stderr
+    r = run([PGBENCH, "-S", "-T", "5", "-c", "4", "-j", "2", "-h", gw.host, "-p", str(gw.port),
+             "-U", "bob", "appdb"], timeout=60, env=clean_client_env(PGSSLMODE="disable"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+    assert m and int(m.group(1)) > 0, r.stdout
+    m = re.search(r"number of failed transactions: (\d+)", r.stdout)
+    assert m and int(m.group(1)) == 0, r.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Workers and limits
+# --------------------------------------------------------------------------------------
+def test_workers_reuseport_and_spread(pggw, cluster):
+    gw4 = pggw("--client-tls", "disable", "--workers", "4", backend=cluster.addr)
+    r = run(["ss", "-H", "-ltnp", f"sport = :{gw4.port}"])
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if f"pid={gw4.pid}," in l]
+    assert len(lines) == 4, f"expected 4 listening sockets owned by {gw4.pid}:\n{r.stdout}"
+
+    def one_session(i):
+        with connect(gw4.addr, timeout=10) as s:
+            msgs, _ = trust_session(s, "bob", "appdb", timeout=10)
+            assert_ready(msgs)
+            s.sendall(TERMINATE)
+            recv_all_until_close(s, 10)
+
+    threads_run(one_session, [(i,) for i in range(200)], parallel=20)
+    lines = gw4.wait_log(r"worker=", timeout=10, count=200)
+    ends = [l for l in lines if "user=bob" in l]
+    assert len(ends) >= 200, f"{len(ends)} session-end lines:\n{gw4.log_text()[-3000:]}"
+    workers = {re.search(r"worker=(\S+)", l).group(1) for l in ends}
+    assert len(workers) > 1, f"all 200 sessions on one worker: {workers}"
+
+
+def test_max_connections(pggw, cluster):
+    gw2 = pggw("--client-tls", "disable", "--max-connections", "2", backend=cluster.addr)
+    socks = []
+    with closing_all(socks):
+        for _ in range(2):
+            s = connect(gw2.addr)
+            socks.append(s)
+            msgs, _ = trust_session(s, "bob", "appdb")
+            assert_ready(msgs)
+        third = connect(gw2.addr)
+        socks.append(third)
+        third.sendall(startup_message("bob", "appdb"))
+        data = recv_all_until_close(third, 5)
+        assert data[:1] == b"E", data
+        f = error_fields(data[5:])
+        assert f["C"] == "53300", f
+        assert f["M"] == "sorry, too many clients already", f
+        assert b"R" not in data[:1]
+        # The refusal is logged with the peer address.
+        assert gw2.wait_log(r"127\.0\.0\.1", timeout=3), gw2.log_text()
+        # psql sees PostgreSQL's familiar text.
+        r = psql(dsn(gw2, "bob"), "select 1")
+        assert r.returncode != 0 and "sorry, too many clients already" in r.stderr, r.stderr
+        # Freeing a slot lets the next client in.
+        socks[0].sendall(TERMINATE)
+        socks[0].close()
+        deadline = time.monotonic() + 5
+        while True:
+            r = psql(dsn(gw2, "bob"), "select 1")
+            if r.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------------------
+# Server unreachable (these stop/restart the shared cluster or use dead addresses: last)
+# --------------------------------------------------------------------------------------
+def _assert_08006(gw_addr, backend_host, backend_port, within):
+    t0 = time.monotonic()
+    with connect(gw_addr, timeout=10) as s:
+        s.sendall(startup_message("bob", "appdb"))
+        data = recv_all_until_close(s, 10)
+    elapsed = time.monotonic() - t0
+    assert data[:1] == b"E", f"expected ErrorResponse, got {data[:64]!r}"
+    f = error_fields(data[5:])
+    assert f["C"] == "08006", f
+    assert f"{backend_host}:{backend_port}" not in f["M"] and str(backend_port) not in f["M"], \
+        f"the backend address leaks to the client: {f['M']!r}"
+    assert elapsed < within, f"08006 after {elapsed:.2f}s"
+    return f
+
+
+def test_backend_refuses_connection(pggw):
+    dead = free_port()
+    gwd = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
+               backend=f"127.0.0.1:{dead}")
+    _assert_08006(gwd.addr, "127.0.0.1", dead, within=2)
+    t0 = time.monotonic()
+    r = psql(dsn(gwd, "bob"), "select 1")
+    assert r.returncode != 0
+    assert time.monotonic() - t0 < 2
+    assert str(dead) not in r.stderr.replace(str(gwd.port), ""), r.stderr
+
+
+def test_backend_connect_timeout(pggw):
+    """A backend whose accept queue is full drops our SYNs: --server-connect-timeout 1 ends it."""
+    bh = socket.socket()
+    bh.bind(("127.0.0.1", 0))
+    bh.listen(0)
+    port = bh.getsockname()[1]
+    fillers = []
+    with closing_all(fillers):
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        time.sleep(0.2)
+        gwb = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
+                   backend=f"127.0.0.1:{port}")
+        t0 = time.monotonic()
+        _assert_08006(gwb.addr, "127.0.0.1", port, within=2.5)
+        assert time.monotonic() - t0 > 0.8, "connect timeout fired far too early"
+    bh.close()
+
+
+def test_backend_down_then_back(gw, cluster):
+    assert psql(dsn(gw, "bob"), "select 1").returncode == 0
+    cluster.stop()
+    try:
+        _assert_08006(gw.addr, cluster.host, cluster.port, within=2)
+        t0 = time.monotonic()
+        r = psql(dsn(gw, "bob"), "select 1")
+        assert r.returncode != 0
+        assert time.monotonic() - t0 < 2
+    finally:
+        cluster.start()
+    r = psql(dsn(gw, "bob"), "select 1")
+    assert r.returncode == 0, r.stderr
+    assert gw.alive()

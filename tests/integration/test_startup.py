@@ -1,0 +1,258 @@
+"""Startup negotiation through pggw with --client-tls disable, raw bytes and libpq; the
+command line (check-config, --version, refusing to start without a certificate)."""
+import re
+import struct
+import time
+
+import pytest
+
+from conftest import (PGGW_BIN, Pggw, TERMINATE, assert_ready, connect,
+                      conninfo, describe, error_fields, free_port, gssenc_request,
+                      parse_messages, psql, read_until, recv_all_until_close, recv_exact, run,
+                      ssl_request, startup_message, tls_backends, trust_session)
+
+
+@pytest.fixture(scope="module")
+def gw(cluster):
+    p = Pggw("--client-tls", "disable", "--handshake-timeout", "1", backend=cluster.addr)
+    yield p
+    p.stop()
+
+
+def assert_closed_without_auth(sock, timeout=3, allowed_first=b""):
+    """The connection closes promptly; at most `allowed_first` bytes and/or one ErrorResponse
+    come first, and never an AuthenticationOk / anything from PostgreSQL."""
+    t0 = time.monotonic()
+    data = recv_all_until_close(sock, timeout)
+    assert time.monotonic() - t0 < timeout
+    if allowed_first and data[:1] in (allowed_first[i:i + 1] for i in range(len(allowed_first))):
+        data = data[1:]
+    msgs = parse_messages(data)
+    assert not any(k == b"R" for k, _ in msgs), f"AuthenticationOk leaked: {describe(msgs)}"
+    assert all(k == b"E" for k, _ in msgs), f"unexpected reply {data[:80]!r}"
+    return msgs
+
+
+# --------------------------------------------------------------------------------------
+# GSSENCRequest / SSLRequest with --client-tls disable
+# --------------------------------------------------------------------------------------
+def test_gssenc_request_gets_N_then_startup_proceeds(gw):
+    with connect(gw.addr) as s:
+        s.sendall(gssenc_request())
+        assert recv_exact(s, 1) == b"N"
+        msgs, key = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        s.sendall(TERMINATE)
+
+
+def test_gssenc_then_ssl_request_then_startup(gw):
+    """libpq's order with gssencmode=prefer, sslmode=prefer: GSSENC 'N', SSL 'N', startup."""
+    with connect(gw.addr) as s:
+        s.sendall(gssenc_request())
+        assert recv_exact(s, 1) == b"N"
+        s.sendall(ssl_request())
+        assert recv_exact(s, 1) == b"N"
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+
+
+def test_ssl_request_gets_N_then_startup_proceeds(gw):
+    with connect(gw.addr) as s:
+        s.sendall(ssl_request())
+        assert recv_exact(s, 1) == b"N"
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+
+
+def test_libpq_prefer_connects_in_plaintext(gw):
+    r = psql(conninfo(host=gw.host, port=gw.port, user="bob", dbname="appdb", sslmode="prefer",
+                      gssencmode="prefer"), "select 1", r"\conninfo")
+    assert r.returncode == 0, r.stderr
+    assert "SSL connection" not in r.stdout, r.stdout
+
+
+def test_libpq_require_fails(gw):
+    r = psql(conninfo(host=gw.host, port=gw.port, user="bob", dbname="appdb", sslmode="require"),
+             "select 1")
+    assert r.returncode != 0
+    assert "server does not support SSL" in r.stderr, r.stderr
+
+
+def test_repeated_ssl_request_after_N(gw):
+    with connect(gw.addr) as s:
+        s.sendall(ssl_request())
+        assert recv_exact(s, 1) == b"N"
+        s.sendall(ssl_request())
+        data = recv_all_until_close(s, 3)
+        msgs = parse_messages(data)
+        assert msgs and msgs[0][0] == b"E", data
+        assert error_fields(msgs[0][1])["C"] == "0A000", error_fields(msgs[0][1])
+
+
+def test_repeated_gssenc_request_after_N(gw):
+    with connect(gw.addr) as s:
+        s.sendall(gssenc_request())
+        assert recv_exact(s, 1) == b"N"
+        s.sendall(gssenc_request())
+        data = recv_all_until_close(s, 3)
+        msgs = parse_messages(data)
+        assert msgs and msgs[0][0] == b"E", data
+        assert error_fields(msgs[0][1])["C"] == "0A000", error_fields(msgs[0][1])
+
+
+def test_bytes_pipelined_behind_ssl_request_close(gw):
+    """SSLRequest + StartupMessage in one write: closed (at most the 'N' first), never 'R'."""
+    with connect(gw.addr) as s:
+        s.sendall(ssl_request() + startup_message("bob", "appdb"))
+        assert_closed_without_auth(s, allowed_first=b"SN")
+
+
+def test_bytes_pipelined_behind_gssenc_request_close(gw):
+    with connect(gw.addr) as s:
+        s.sendall(gssenc_request() + startup_message("bob", "appdb"))
+        assert_closed_without_auth(s, allowed_first=b"N")
+
+
+# --------------------------------------------------------------------------------------
+# Malformed first packets
+# --------------------------------------------------------------------------------------
+def test_oversized_startup_packet_closed_at_once(gw):
+    with connect(gw.addr) as s:
+        s.sendall(struct.pack("!ii", 10000 + 4 + 1, 196608))  # header only, no body
+        t0 = time.monotonic()
+        assert_closed_without_auth(s, timeout=3)
+        assert time.monotonic() - t0 < 0.9, "must not wait for the body or the handshake timeout"
+
+
+def test_startup_packet_of_max_size_accepted(gw):
+    """PostgreSQL accepts a body of exactly 10000 bytes; so does pggw."""
+    base = len(startup_message("bob", "appdb", application_name=""))
+    msg = startup_message("bob", "appdb", application_name="a" * (10004 - base))
+    assert len(msg) == 10004
+    with connect(gw.addr) as s:
+        s.sendall(msg)
+        msgs = read_until(s, b"Z", 5)
+        assert_ready(msgs)
+
+
+def test_startup_packet_too_short_closed(gw):
+    with connect(gw.addr) as s:
+        s.sendall(struct.pack("!i", 4))
+        assert_closed_without_auth(s, timeout=3)
+
+
+def test_garbage_first_packet_closed(gw):
+    with connect(gw.addr) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        assert_closed_without_auth(s, timeout=3)
+
+
+def test_unknown_protocol_version_refused(gw):
+    body = struct.pack("!i", (4 << 16)) + b"user\0bob\0\0"
+    with connect(gw.addr) as s:
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        data = recv_all_until_close(s, 3)
+        msgs = parse_messages(data)
+        assert not any(k == b"R" for k, _ in msgs), describe(msgs)
+
+
+def test_startup_byte_by_byte(gw):
+    """The decoder must not assume a packet arrives in one read."""
+    with connect(gw.addr) as s:
+        for b in ssl_request():
+            s.sendall(bytes([b]))
+            time.sleep(0.005)
+        assert recv_exact(s, 1) == b"N"
+        for b in startup_message("bob", "appdb"):
+            s.sendall(bytes([b]))
+        msgs = read_until(s, b"Z", 5)
+        assert_ready(msgs)
+
+
+def test_silent_connection_closed_by_handshake_timeout(gw):
+    with connect(gw.addr) as s:
+        t0 = time.monotonic()
+        recv_all_until_close(s, 5)
+        elapsed = time.monotonic() - t0
+    assert 0.7 < elapsed < 2.5, f"closed after {elapsed:.2f}s with --handshake-timeout 1"
+
+
+def test_partial_startup_closed_by_handshake_timeout(gw):
+    with connect(gw.addr) as s:
+        s.sendall(startup_message("bob", "appdb")[:10])
+        t0 = time.monotonic()
+        assert_closed_without_auth(s, timeout=5)
+        assert time.monotonic() - t0 < 2.5
+
+
+def test_pggw_still_serves_after_abuse(gw):
+    assert gw.alive()
+    with connect(gw.addr) as s:
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def test_version():
+    r = run([str(PGGW_BIN), "--version"], timeout=10)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert re.search(r"\d+\.\d+\.\d+", out), out
+    for lib in tls_backends():
+        assert lib.lower() in out.lower(), f"{lib} missing from --version:\n{out}"
+
+
+def test_check_config_good(tmp_path, cluster):
+    cfg = tmp_path / "pggw.toml"
+    cfg.write_text(f'listen = ["127.0.0.1:{free_port()}"]\n'
+                   f'backend = "{cluster.addr}"\n'
+                   'workers = 2\n'
+                   'handshake-timeout = 3\n'
+                   'client-tls = "disable"\n')
+    r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_check_config_unknown_key(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('workers = 2\n'
+                   'client-tls = "disable"\n'
+                   'no-such-option = 1\n')
+    r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert f"{cfg}:3" in out, out
+    assert "no-such-option" in out, out
+
+
+def test_check_config_bad_value(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('client-tls = "sometimes"\n')
+    r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
+    assert r.returncode != 0
+    assert f"{cfg}:1" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_config_file_applied_and_flag_overrides(tmp_path, pggw, cluster):
+    port = free_port()
+    dead = free_port()
+    cfg = tmp_path / "pggw.toml"
+    cfg.write_text(f'listen = ["127.0.0.1:{port}"]\n'
+                   f'backend = "127.0.0.1:{dead}"\n'
+                   'client-tls = "disable"\n'
+                   'server-connect-timeout = 1\n')
+    # The file's listen address is used; --backend on the command line beats the file's.
+    gwc = pggw("--config", str(cfg), "--backend", cluster.addr, listen=False, port=port)
+    r = psql(conninfo(host="127.0.0.1", port=port, user="bob", dbname="appdb",
+                      sslmode="disable"), "select 1")
+    assert r.returncode == 0, r.stderr + gwc.log_text()
+
+
+def test_refuses_to_start_require_without_certificate(tmp_path):
+    r = run([str(PGGW_BIN), "--listen", f"127.0.0.1:{free_port()}",
+             "--metrics-listen", f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432",
+             "--client-tls", "require"], timeout=10)
+    assert r.returncode != 0
+    assert "pggw gen-cert" in r.stdout + r.stderr, r.stdout + r.stderr
