@@ -1,0 +1,929 @@
+// TLS conformance: every compiled backend as server against every compiled backend as client,
+// in one process, through the in-memory pump (pump.hpp). Certificates: fixtures/ (make.sh).
+// A backend module that cannot be loaded fails its tests; a feature a library lacks is skipped
+// visibly, by capability.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/tls/pump.hpp"
+#include "tls_backends/tls.hpp"
+
+namespace pggw::tls::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string fixture(const std::string& name) {
+    return (fs::path(__FILE__).parent_path() / "fixtures" / name).string();
+}
+
+// Validity of the fixtures (make.sh): 2125-01-01 and, for expired.crt, 2021-01-01.
+constexpr std::int64_t kFixtureNotAfter = 4891363200;
+constexpr std::int64_t kExpiredNotAfter = 1609459200;
+
+Options server_options(const std::string& cert = "server") {
+    Options o;
+    o.role = Role::server;
+    o.cert_file = fixture(cert + ".crt");
+    o.key_file = fixture(cert + ".key");
+    o.alpn = {"postgresql"};
+    return o;
+}
+
+Options client_options(Verify verify = Verify::chain_and_hostname, const std::string& ca = "ca") {
+    Options o;
+    o.role = Role::client;
+    o.verify = verify;
+    if (verify != Verify::none) o.ca_file = fixture(ca + ".crt");
+    o.alpn = {"postgresql"};
+    return o;
+}
+
+EngineOptions host(const std::string& name) {
+    EngineOptions e;
+    e.hostname = name;
+    return e;
+}
+
+Backend* load(const std::string& name) {
+    std::string error;
+    Backend* b = load_backend(name, error);
+    EXPECT_NE(b, nullptr) << "TLS backend \"" << name << "\" did not load: " << error;
+    return b;
+}
+
+// Two contexts and one engine each; the contexts outlive the engines.
+struct Conn {
+    std::unique_ptr<Context> server_ctx, client_ctx;
+    std::unique_ptr<Engine> server, client;
+    bool ok() const { return server && client; }
+};
+
+Conn make_conn(Backend& sb, const Options& so, Backend& cb, const Options& co,
+               const EngineOptions& seo = {}, const EngineOptions& ceo = host("localhost")) {
+    Conn c;
+    std::string error;
+    c.server_ctx = sb.new_context(so, error);
+    EXPECT_NE(c.server_ctx, nullptr) << sb.name() << " server context: " << error;
+    error.clear();
+    c.client_ctx = cb.new_context(co, error);
+    EXPECT_NE(c.client_ctx, nullptr) << cb.name() << " client context: " << error;
+    if (c.server_ctx) c.server = c.server_ctx->new_engine(seo);
+    if (c.client_ctx) c.client = c.client_ctx->new_engine(ceo);
+    return c;
+}
+
+std::string describe(const Engine& e) {
+    return std::string(failure_name(e.failure())) + ": " + e.failure_reason();
+}
+
+std::string pattern(std::size_t n, unsigned seed) {
+    std::string s(n, '\0');
+    std::mt19937 rng(seed);
+    for (auto& ch : s) ch = static_cast<char>(rng());
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every (server backend, client backend) pair.
+
+struct PairParam {
+    std::string server, client;
+};
+
+void PrintTo(const PairParam& p, std::ostream* os) {
+    *os << p.server << " server, " << p.client << " client";
+}
+
+std::vector<PairParam> all_pairs() {
+    std::vector<PairParam> v;
+    for (const auto& s : compiled_backends())
+        for (const auto& c : compiled_backends()) v.push_back({s, c});
+    return v;
+}
+
+class TlsPair : public ::testing::TestWithParam<PairParam> {
+  protected:
+    void SetUp() override {
+        sb_ = load(GetParam().server);
+        cb_ = load(GetParam().client);
+        ASSERT_NE(sb_, nullptr);
+        ASSERT_NE(cb_, nullptr);
+    }
+    // Skips, visibly, when either side lacks the capability.
+    bool lacks(Capability cap, const char* what) {
+        for (Backend* b : {sb_, cb_}) {
+            if (!b->has(cap)) {
+                skip_reason_ = std::string(b->name()) + " lacks " + what;
+                return true;
+            }
+        }
+        return false;
+    }
+    Conn conn(const Options& so, const Options& co, const EngineOptions& seo = {},
+              const EngineOptions& ceo = host("localhost")) {
+        return make_conn(*sb_, so, *cb_, co, seo, ceo);
+    }
+    // Handshake that must succeed.
+    void handshake_ok(Conn& c, std::size_t piece = kAll) {
+        ASSERT_TRUE(c.ok());
+        auto r = run_handshake(*c.server, *c.client, piece);
+        ASSERT_EQ(r.server, Result::ok) << "server: " << describe(*c.server);
+        ASSERT_EQ(r.client, Result::ok) << "client: " << describe(*c.client);
+    }
+
+    Backend* sb_ = nullptr;
+    Backend* cb_ = nullptr;
+    std::string skip_reason_;
+};
+
+#define SKIP_UNLESS(cap, what) \
+    if (lacks(cap, what)) GTEST_SKIP() << skip_reason_
+
+TEST_P(TlsPair, HandshakeTls13) {
+    SKIP_UNLESS(cap_tls1_3, "TLS 1.3");
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().version, "TLSv1.3");
+    EXPECT_EQ(c.client->info().version, "TLSv1.3");
+    EXPECT_EQ(c.server->info().cipher, c.client->info().cipher);
+    EXPECT_EQ(c.client->info().cipher.rfind("TLS_AES_", 0) == 0 ||
+                  c.client->info().cipher.rfind("TLS_CHACHA20_", 0) == 0,
+              true)
+        << c.client->info().cipher;
+    EXPECT_EQ(c.server->failure(), Failure::none);
+    EXPECT_TRUE(c.server->failure_reason().empty());
+    EXPECT_TRUE(c.client->info().peer_certificate);
+    EXPECT_EQ(c.client->info().peer_common_name, "localhost");
+    EXPECT_EQ(c.client->info().peer_subject, "CN=localhost");
+    EXPECT_FALSE(c.server->info().peer_certificate);
+    // A second call after completion is harmless.
+    EXPECT_EQ(c.server->handshake(), Result::ok);
+    EXPECT_EQ(c.client->handshake(), Result::ok);
+}
+
+TEST_P(TlsPair, HandshakeTls12) {
+    SKIP_UNLESS(cap_tls1_2, "TLS 1.2");
+    auto co = client_options();
+    co.max_version = Version::tls1_2;
+    auto c = conn(server_options(), co);
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().version, "TLSv1.2");
+    EXPECT_EQ(c.client->info().version, "TLSv1.2");
+    EXPECT_EQ(c.server->info().cipher, c.client->info().cipher);
+    EXPECT_EQ(c.client->info().cipher.rfind("TLS_ECDHE_ECDSA_WITH_", 0), 0u)
+        << c.client->info().cipher;
+    EXPECT_EQ(c.client->info().peer_common_name, "localhost");
+}
+
+TEST_P(TlsPair, ServerMaxTls12) {
+    SKIP_UNLESS(cap_tls1_2, "TLS 1.2");
+    auto so = server_options();
+    so.max_version = Version::tls1_2;
+    auto c = conn(so, client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.client->info().version, "TLSv1.2");
+}
+
+TEST_P(TlsPair, DataBothWays) {
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto co = client_options();
+        co.max_version = v;
+        co.min_version = v;
+        auto c = conn(server_options(), co);
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        for (int i = 0; i < 3; ++i) {
+            std::string q = "SELECT " + std::to_string(i);
+            auto got = send(*c.client, *c.server, q);
+            EXPECT_EQ(got.result, Result::want_input) << describe(*c.server);
+            EXPECT_EQ(got.data, q);
+            std::string a = "row " + std::to_string(i) + std::string(100 * i, 'x');
+            got = send(*c.server, *c.client, a);
+            EXPECT_EQ(got.result, Result::want_input) << describe(*c.client);
+            EXPECT_EQ(got.data, a);
+        }
+        // An empty write is a no-op.
+        EXPECT_EQ(c.client->write({}), Result::ok);
+        EXPECT_TRUE(c.client->output().empty());
+    }
+}
+
+TEST_P(TlsPair, OneBytePieces) {
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto co = client_options();
+        co.max_version = v;
+        co.min_version = v;
+        auto c = conn(server_options(), co);
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c, 1));
+        std::string msg = pattern(3000, 1);
+        auto got = send(*c.client, *c.server, msg, 1);
+        EXPECT_EQ(got.result, Result::want_input) << describe(*c.server);
+        EXPECT_EQ(got.data, msg);
+        got = send(*c.server, *c.client, msg, 1);
+        EXPECT_EQ(got.result, Result::want_input) << describe(*c.client);
+        EXPECT_EQ(got.data, msg);
+    }
+}
+
+TEST_P(TlsPair, Chunks16KiB) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    for (unsigned i = 0; i < 16; ++i) {
+        std::string chunk = pattern(16 * 1024, i);
+        auto got = send(*c.client, *c.server, chunk);
+        ASSERT_EQ(got.result, Result::want_input) << describe(*c.server);
+        ASSERT_EQ(got.data, chunk);
+        got = send(*c.server, *c.client, chunk, 1000);
+        ASSERT_EQ(got.result, Result::want_input) << describe(*c.client);
+        ASSERT_EQ(got.data, chunk);
+    }
+}
+
+TEST_P(TlsPair, LargeWrite1MiB) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    std::string big = pattern(1024 * 1024, 7);
+    ASSERT_EQ(c.server->write(bytes(big)), Result::ok) << describe(*c.server);
+    EXPECT_GT(c.server->output().size(), big.size());
+    auto got = deliver(*c.server, *c.client);
+    EXPECT_EQ(got.result, Result::want_input) << describe(*c.client);
+    EXPECT_TRUE(got.data == big) << "received " << got.data.size() << " bytes";
+    EXPECT_TRUE(c.server->output().empty());
+    got = send(*c.client, *c.server, big, 4096);
+    EXPECT_EQ(got.result, Result::want_input) << describe(*c.server);
+    EXPECT_TRUE(got.data == big) << "received " << got.data.size() << " bytes";
+}
+
+TEST_P(TlsPair, CloseNotify) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    ASSERT_EQ(send(*c.client, *c.server, "bye").data, "bye");
+    ASSERT_EQ(c.client->shutdown(), Result::ok) << describe(*c.client);
+    EXPECT_FALSE(c.client->output().empty());
+    auto got = deliver(*c.client, *c.server);
+    EXPECT_EQ(got.result, Result::closed) << describe(*c.server);
+    EXPECT_EQ(c.server->failure(), Failure::none);
+    // The server answers with its own close_notify.
+    ASSERT_EQ(c.server->shutdown(), Result::ok) << describe(*c.server);
+    got = deliver(*c.server, *c.client);
+    EXPECT_EQ(got.result, Result::closed) << describe(*c.client);
+    // EOF after close_notify is not a truncation.
+    c.server->input_eof();
+    std::uint8_t buf[16];
+    std::size_t n = 0;
+    EXPECT_EQ(c.server->read(buf, n), Result::closed);
+    EXPECT_EQ(c.server->failure(), Failure::none);
+}
+
+TEST_P(TlsPair, DataThenCloseNotifyInOneFlight) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    ASSERT_EQ(c.client->write(bytes("last words")), Result::ok);
+    ASSERT_EQ(c.client->shutdown(), Result::ok);
+    auto got = deliver(*c.client, *c.server);
+    EXPECT_EQ(got.data, "last words");
+    EXPECT_EQ(got.result, Result::closed) << describe(*c.server);
+}
+
+TEST_P(TlsPair, TruncationIsEof) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    ASSERT_EQ(send(*c.client, *c.server, "hello").data, "hello");
+    ASSERT_EQ(send(*c.server, *c.client, "hi").data, "hi");
+    // The client vanishes: the server's socket reads EOF with no close_notify.
+    c.server->input_eof();
+    std::uint8_t buf[64];
+    std::size_t n = 0;
+    EXPECT_EQ(c.server->read(buf, n), Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::eof) << describe(*c.server);
+    EXPECT_FALSE(c.server->failure_reason().empty());
+    EXPECT_EQ(c.server->read(buf, n), Result::error);  // stays dead
+}
+
+TEST_P(TlsPair, TruncationMidRecordIsEof) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    ASSERT_EQ(send(*c.server, *c.client, "hi").data, "hi");
+    ASSERT_EQ(c.client->write(bytes(std::string(1000, 'q'))), Result::ok);
+    std::size_t half = c.client->output().size() / 2;
+    transfer(*c.client, *c.server, half);
+    std::uint8_t buf[2000];
+    std::size_t n = 0;
+    EXPECT_EQ(c.server->read(buf, n), Result::want_input);
+    c.server->input_eof();
+    EXPECT_EQ(c.server->read(buf, n), Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::eof) << describe(*c.server);
+}
+
+TEST_P(TlsPair, EofDuringHandshake) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_TRUE(c.ok());
+    ASSERT_EQ(c.client->handshake(), Result::want_input);
+    transfer(*c.client, *c.server, 20);  // part of the ClientHello
+    EXPECT_EQ(c.server->handshake(), Result::want_input);
+    c.server->input_eof();
+    EXPECT_EQ(c.server->handshake(), Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::eof) << describe(*c.server);
+}
+
+TEST_P(TlsPair, UntrustedCa) {
+    auto c = conn(server_options("rogue-server"), client_options(Verify::chain));
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::unknown_ca) << describe(*c.client);
+    EXPECT_NE(c.client->failure_reason().find("certificate verify failed"), std::string::npos)
+        << c.client->failure_reason();
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::unknown_ca) << describe(*c.server);
+}
+
+TEST_P(TlsPair, UntrustedCaAcceptedWithoutVerification) {
+    // sslmode=require: encryption without any certificate check.
+    auto c = conn(server_options("rogue-server"), client_options(Verify::none));
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.client->info().peer_common_name, "localhost");
+}
+
+TEST_P(TlsPair, ExpiredCertificate) {
+    auto c = conn(server_options("expired"), client_options(Verify::chain));
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::certificate_expired) << describe(*c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::certificate_expired) << describe(*c.server);
+}
+
+TEST_P(TlsPair, WrongHostname) {
+    auto c = conn(server_options(), client_options(), {}, host("db.example.com"));
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::hostname_mismatch) << describe(*c.client);
+    EXPECT_NE(c.client->failure_reason().find("db.example.com"), std::string::npos)
+        << c.client->failure_reason();
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::bad_certificate) << describe(*c.server);
+}
+
+TEST_P(TlsPair, VerifyCaIgnoresHostname) {
+    auto c = conn(server_options(), client_options(Verify::chain), {}, host("db.example.com"));
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+}
+
+TEST_P(TlsPair, HostnameIpLiterals) {
+    for (const char* ip : {"127.0.0.1", "::1"}) {
+        SCOPED_TRACE(ip);
+        auto c = conn(server_options(), client_options(), {}, host(ip));
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        EXPECT_EQ(c.server->info().sni, "");  // no SNI for IP literals (RFC 6066)
+    }
+    auto c = conn(server_options(), client_options(), {}, host("127.0.0.2"));
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::hostname_mismatch) << describe(*c.client);
+}
+
+TEST_P(TlsPair, CommonNameFallback) {
+    // No subjectAltName: the CN is checked, as libpq does.
+    auto c = conn(server_options("server-cn"), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    auto bad = conn(server_options("server-cn"), client_options(), {}, host("other.example"));
+    ASSERT_TRUE(bad.ok());
+    run_handshake(*bad.server, *bad.client);
+    EXPECT_EQ(bad.client->failure(), Failure::hostname_mismatch) << describe(*bad.client);
+}
+
+TEST_P(TlsPair, CertificateChain) {
+    // Leaf signed by an intermediate that the server sends; the client trusts only the root.
+    auto c = conn(server_options("server-chain"), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.client->info().peer_common_name, "localhost");
+}
+
+TEST_P(TlsPair, RsaCertificate) {
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto co = client_options();
+        co.max_version = v;
+        auto c = conn(server_options("server-rsa"), co);
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        if (v == Version::tls1_2) {
+            EXPECT_EQ(c.client->info().cipher.rfind("TLS_ECDHE_RSA_WITH_", 0), 0u)
+                << c.client->info().cipher;
+        }
+        auto got = send(*c.client, *c.server, "rsa");
+        EXPECT_EQ(got.data, "rsa");
+    }
+}
+
+TEST_P(TlsPair, CipherList) {
+    SKIP_UNLESS(cap_cipher_list, "cipher lists");
+    auto so = server_options();
+    so.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
+    auto co = client_options();
+    co.max_version = Version::tls1_2;
+    auto c = conn(so, co);
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.client->info().cipher, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+    EXPECT_EQ(c.server->info().cipher, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+}
+
+TEST_P(TlsPair, Groups) {
+    for (const char* g : {"P-256", "X25519"}) {
+        SCOPED_TRACE(g);
+        auto so = server_options();
+        so.groups = g;
+        auto c = conn(so, client_options());
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    }
+    auto so = server_options();
+    so.groups = "P-256";
+    auto co = client_options();
+    co.groups = "X25519";
+    auto c = conn(so, co);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::handshake_failure) << describe(*c.server);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::handshake_failure) << describe(*c.client);
+}
+
+TEST_P(TlsPair, AlpnAgreed) {
+    SKIP_UNLESS(cap_alpn, "ALPN");
+    auto so = server_options();
+    so.alpn = {"postgresql"};
+    auto co = client_options();
+    co.alpn = {"http/1.1", "postgresql"};
+    auto c = conn(so, co);
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().alpn, "postgresql");
+    EXPECT_EQ(c.client->info().alpn, "postgresql");
+}
+
+TEST_P(TlsPair, AlpnNotOfferedIsAccepted) {
+    SKIP_UNLESS(cap_alpn, "ALPN");
+    auto co = client_options();
+    co.alpn.clear();
+    auto c = conn(server_options(), co);
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().alpn, "");
+    EXPECT_EQ(c.client->info().alpn, "");
+}
+
+TEST_P(TlsPair, AlpnMismatch) {
+    SKIP_UNLESS(cap_alpn, "ALPN");
+    auto co = client_options();
+    co.alpn = {"http/1.1"};
+    auto c = conn(server_options(), co);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::no_alpn) << describe(*c.server);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::no_alpn) << describe(*c.client);
+}
+
+TEST_P(TlsPair, RequireAlpnWithoutAlpn) {
+    SKIP_UNLESS(cap_alpn, "ALPN");
+    auto co = client_options();
+    co.alpn.clear();
+    EngineOptions direct;
+    direct.require_alpn = true;
+    auto c = conn(server_options(), co, direct);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::no_alpn) << describe(*c.server);
+    EXPECT_EQ(r.client, Result::error) << describe(*c.client);
+}
+
+TEST_P(TlsPair, RequireAlpnWithAlpn) {
+    SKIP_UNLESS(cap_alpn, "ALPN");
+    EngineOptions direct;
+    direct.require_alpn = true;
+    auto c = conn(server_options(), client_options(), direct);
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().alpn, "postgresql");
+}
+
+TEST_P(TlsPair, VersionFloor) {
+    SKIP_UNLESS(cap_tls1_3, "TLS 1.3");
+    auto so = server_options();
+    so.min_version = Version::tls1_3;
+    auto co = client_options();
+    co.max_version = Version::tls1_2;
+    auto c = conn(so, co);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::protocol_version) << describe(*c.server);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::protocol_version) << describe(*c.client);
+}
+
+TEST_P(TlsPair, VersionCeiling) {
+    SKIP_UNLESS(cap_tls1_3, "TLS 1.3");
+    auto so = server_options();
+    so.max_version = Version::tls1_2;
+    auto co = client_options();
+    co.min_version = Version::tls1_3;
+    auto c = conn(so, co);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_EQ(c.client->failure(), Failure::protocol_version) << describe(*c.client);
+    EXPECT_EQ(r.server, Result::error) << describe(*c.server);
+}
+
+TEST_P(TlsPair, ClientCertificateRequiredAndMissing) {
+    SKIP_UNLESS(cap_client_certificates, "client certificates");
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto so = server_options();
+        so.verify = Verify::chain;
+        so.ca_file = fixture("ca.crt");
+        auto co = client_options();
+        co.max_version = v;
+        auto c = conn(so, co);
+        ASSERT_TRUE(c.ok());
+        auto r = run_handshake(*c.server, *c.client);
+        EXPECT_EQ(r.server, Result::error);
+        EXPECT_EQ(c.server->failure(), Failure::bad_certificate) << describe(*c.server);
+        // In TLS 1.3 the client has finished before the server looks at its certificate: it
+        // learns of the refusal from the alert on its first read.
+        if (r.client == Result::ok) {
+            auto got = deliver(*c.server, *c.client);
+            if (got.result == Result::want_input) {
+                c.client->input_eof();
+                got = deliver(*c.server, *c.client);
+            }
+            EXPECT_EQ(got.result, Result::error);
+        } else {
+            EXPECT_EQ(r.client, Result::error);
+        }
+        if (v == Version::tls1_2) {
+            // RFC 5246 7.4.6: a TLS 1.2 server answers a missing certificate with
+            // handshake_failure (BoringSSL does) or bad_certificate.
+            EXPECT_TRUE(c.client->failure() == Failure::bad_certificate ||
+                        c.client->failure() == Failure::handshake_failure)
+                << describe(*c.client);
+        } else {
+            // TLS 1.3: certificate_required.
+            EXPECT_EQ(c.client->failure(), Failure::bad_certificate) << describe(*c.client);
+        }
+    }
+}
+
+TEST_P(TlsPair, ClientCertificateRequiredAndPresent) {
+    SKIP_UNLESS(cap_client_certificates, "client certificates");
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto so = server_options();
+        so.verify = Verify::chain;
+        so.ca_file = fixture("ca.crt");
+        auto co = client_options();
+        co.max_version = v;
+        co.cert_file = fixture("client.crt");
+        co.key_file = fixture("client.key");
+        auto c = conn(so, co);
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        EXPECT_TRUE(c.server->info().peer_certificate);
+        EXPECT_EQ(c.server->info().peer_common_name, "pggw-test-client");
+        EXPECT_EQ(c.server->info().peer_subject, "CN=pggw-test-client");
+        auto got = send(*c.client, *c.server, "authenticated");
+        EXPECT_EQ(got.data, "authenticated") << describe(*c.server);
+    }
+}
+
+TEST_P(TlsPair, ClientCertificateFromUntrustedCa) {
+    SKIP_UNLESS(cap_client_certificates, "client certificates");
+    auto so = server_options();
+    so.verify = Verify::chain;
+    so.ca_file = fixture("ca.crt");
+    auto co = client_options();
+    co.cert_file = fixture("rogue-client.crt");
+    co.key_file = fixture("rogue-client.key");
+    auto c = conn(so, co);
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.server, Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::unknown_ca) << describe(*c.server);
+}
+
+TEST_P(TlsPair, SniCaptured) {
+    auto c = conn(server_options(), client_options(Verify::chain), {}, host("db.example.com"));
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    EXPECT_EQ(c.server->info().sni, "db.example.com");
+    EXPECT_EQ(c.client->info().sni, "");
+    auto none = conn(server_options(), client_options(Verify::none), {}, EngineOptions{});
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(none));
+    EXPECT_EQ(none.server->info().sni, "");
+}
+
+TEST_P(TlsPair, ManyEnginesFromOneContext) {
+    std::string error;
+    auto sctx = sb_->new_context(server_options(), error);
+    ASSERT_NE(sctx, nullptr) << error;
+    auto cctx = cb_->new_context(client_options(), error);
+    ASSERT_NE(cctx, nullptr) << error;
+    for (int i = 0; i < 20; ++i) {
+        auto s = sctx->new_engine({});
+        auto c = cctx->new_engine(host("localhost"));
+        auto r = run_handshake(*s, *c);
+        ASSERT_TRUE(r.ok()) << describe(*s) << " / " << describe(*c);
+        ASSERT_EQ(send(*c, *s, "x" + std::to_string(i)).data, "x" + std::to_string(i));
+    }
+}
+
+TEST_P(TlsPair, GeneratedCertificates) {
+    if (!sb_->has(cap_generate_certificates)) {
+        GTEST_SKIP() << sb_->name() << " lacks certificate generation";
+    }
+    for (const char* type : {"ecdsa-p256", "rsa-2048"}) {
+        SCOPED_TRACE(type);
+        char tmpl[] = "/tmp/pggw-tls-gen-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        fs::path dir = fs::path(tmpl) / "certs";  // created by generate_certificates
+        CertificateRequest req;
+        req.dir = dir.string();
+        req.hostnames = {"localhost", "127.0.0.1", "pggw.example.com"};
+        req.key_type = type;
+        req.days = 30;
+        std::string error;
+        ASSERT_TRUE(sb_->generate_certificates(req, error)) << error;
+        for (const char* f : {"ca.crt", "ca.key", "server.crt", "server.key"}) {
+            EXPECT_TRUE(fs::exists(dir / f)) << f;
+        }
+        for (const char* key : {"ca.key", "server.key"}) {
+            struct stat st {};
+            ASSERT_EQ(stat((dir / key).c_str(), &st), 0);
+            EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
+        }
+        Options so;
+        so.role = Role::server;
+        so.cert_file = (dir / "server.crt").string();
+        so.key_file = (dir / "server.key").string();
+        so.alpn = {"postgresql"};
+        Options co = client_options();
+        co.ca_file = (dir / "ca.crt").string();
+        for (const char* name : {"localhost", "127.0.0.1", "pggw.example.com"}) {
+            SCOPED_TRACE(name);
+            auto c = conn(so, co, {}, host(name));
+            ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        }
+        auto c = conn(so, co, {}, host("elsewhere.example.com"));
+        ASSERT_TRUE(c.ok());
+        run_handshake(*c.server, *c.client);
+        EXPECT_EQ(c.client->failure(), Failure::hostname_mismatch) << describe(*c.client);
+
+        auto ctx = sb_->new_context(so, error);
+        ASSERT_NE(ctx, nullptr) << error;
+        ASSERT_EQ(ctx->certificates().size(), 1u);
+        auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+        EXPECT_NEAR(static_cast<double>(ctx->certificates()[0].not_after),
+                    static_cast<double>(now + 30 * 86400), 3600.0);
+        fs::remove_all(tmpl);
+    }
+}
+
+std::string pair_name(const ::testing::TestParamInfo<PairParam>& info) {
+    return info.param.server + "_server_" + info.param.client + "_client";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, TlsPair, ::testing::ValuesIn(all_pairs()), pair_name);
+
+// ---------------------------------------------------------------------------------------------
+// One backend at a time.
+
+class TlsBackend : public ::testing::TestWithParam<std::string> {
+  protected:
+    void SetUp() override {
+        b_ = load(GetParam());
+        ASSERT_NE(b_, nullptr);
+    }
+    Backend* b_ = nullptr;
+};
+
+TEST_P(TlsBackend, Identity) {
+    EXPECT_EQ(b_->name(), GetParam());
+    EXPECT_FALSE(b_->version().empty());
+    EXPECT_TRUE(b_->has(cap_tls1_2));
+    EXPECT_TRUE(b_->has(cap_tls1_3));
+    std::printf("  %s: %s, capabilities 0x%x\n", GetParam().c_str(), b_->version().c_str(),
+                b_->capabilities());
+}
+
+TEST_P(TlsBackend, GarbageInsteadOfClientHello) {
+    std::string error;
+    auto ctx = b_->new_context(server_options(), error);
+    ASSERT_NE(ctx, nullptr) << error;
+    for (std::string_view garbage :
+         {std::string_view("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+          std::string_view("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8),  // a second SSLRequest
+          std::string_view("\x00\x00\x00\x29\x00\x03\x00\x00user\0postgres\0\0", 22)}) {
+        SCOPED_TRACE(::testing::PrintToString(std::string(garbage)));
+        auto e = ctx->new_engine({});
+        e->feed(bytes(garbage));
+        EXPECT_EQ(e->handshake(), Result::error);
+        EXPECT_EQ(e->failure(), Failure::not_tls) << describe(*e);
+        EXPECT_FALSE(e->failure_reason().empty());
+        EXPECT_EQ(e->handshake(), Result::error);
+    }
+}
+
+TEST_P(TlsBackend, RandomBytesNeverCrash) {
+    std::string error;
+    auto sctx = b_->new_context(server_options(), error);
+    ASSERT_NE(sctx, nullptr) << error;
+    auto cctx = b_->new_context(client_options(), error);
+    ASSERT_NE(cctx, nullptr) << error;
+    std::mt19937 rng(42);
+    for (int i = 0; i < 300; ++i) {
+        std::string junk = pattern(1 + rng() % 600, static_cast<unsigned>(i));
+        if (i % 3 == 0) junk.replace(0, 3, "\x16\x03\x01");  // looks like a handshake record
+        auto e = (i % 2 ? cctx : sctx)->new_engine(host("localhost"));
+        if (i % 2) e->handshake();  // the client speaks first
+        e->consume_output(e->output().size());
+        e->feed(bytes(junk));
+        Result r = e->handshake();
+        EXPECT_TRUE(r == Result::error || r == Result::want_input);
+        if (r == Result::error) {
+            EXPECT_NE(e->failure(), Failure::none);
+        }
+    }
+}
+
+TEST_P(TlsBackend, ContextErrors) {
+    std::string error;
+    auto expect_refused = [&](Options o, const char* what) {
+        error.clear();
+        EXPECT_EQ(b_->new_context(o, error), nullptr) << what;
+        EXPECT_FALSE(error.empty()) << what;
+    };
+    auto o = server_options();
+    o.cert_file = fixture("missing.crt");
+    expect_refused(o, "missing certificate file");
+    o = server_options();
+    o.key_file = fixture("client.key");
+    expect_refused(o, "key that does not match the certificate");
+    o = server_options();
+    o.cert_file.clear();
+    o.key_file.clear();
+    expect_refused(o, "server without a certificate");
+    o = server_options();
+    o.verify = Verify::chain;
+    o.ca_file = fixture("missing-ca.crt");
+    expect_refused(o, "missing CA file");
+    o = server_options();
+    o.groups = "NOT-A-GROUP";
+    expect_refused(o, "unknown group");
+    if (b_->has(cap_cipher_list)) {
+        o = server_options();
+        o.ciphers = "NOT-A-CIPHER";
+        expect_refused(o, "unknown cipher");
+    }
+    o = server_options();
+    o.min_version = Version::tls1_3;
+    o.max_version = Version::tls1_2;
+    expect_refused(o, "min_version above max_version");
+}
+
+TEST_P(TlsBackend, CertificatesReportNotAfter) {
+    std::string error;
+    auto ctx = b_->new_context(server_options(), error);
+    ASSERT_NE(ctx, nullptr) << error;
+    ASSERT_EQ(ctx->certificates().size(), 1u);
+    EXPECT_EQ(ctx->certificates()[0].subject, "CN=localhost");
+    EXPECT_EQ(ctx->certificates()[0].not_after, kFixtureNotAfter);
+
+    ctx = b_->new_context(server_options("server-chain"), error);
+    ASSERT_NE(ctx, nullptr) << error;
+    ASSERT_EQ(ctx->certificates().size(), 2u);
+    EXPECT_EQ(ctx->certificates()[0].subject, "CN=localhost");
+    EXPECT_EQ(ctx->certificates()[1].subject, "CN=pggw test intermediate CA");
+    EXPECT_EQ(ctx->certificates()[1].not_after, kFixtureNotAfter);
+
+    // An expired certificate still loads (the gateway warns; metrics show it).
+    ctx = b_->new_context(server_options("expired"), error);
+    ASSERT_NE(ctx, nullptr) << error;
+    ASSERT_EQ(ctx->certificates().size(), 1u);
+    EXPECT_EQ(ctx->certificates()[0].not_after, kExpiredNotAfter);
+}
+
+TEST_P(TlsBackend, GenerateCertificatesRejectsBadInput) {
+    if (!b_->has(cap_generate_certificates)) {
+        GTEST_SKIP() << b_->name() << " lacks certificate generation";
+    }
+    char tmpl[] = "/tmp/pggw-tls-gen-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    CertificateRequest req;
+    req.dir = tmpl;
+    req.hostnames = {"localhost"};
+    req.key_type = "dsa-512";
+    std::string error;
+    EXPECT_FALSE(b_->generate_certificates(req, error));
+    EXPECT_FALSE(error.empty());
+    req.key_type = "ecdsa-p256";
+    req.hostnames = {"bad,name"};
+    error.clear();
+    EXPECT_FALSE(b_->generate_certificates(req, error));
+    EXPECT_FALSE(error.empty());
+    fs::remove_all(tmpl);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, TlsBackend, ::testing::ValuesIn(compiled_backends()),
+                         [](const auto& info) { return info.param; });
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(TlsInterface, FailureNamesAreStable) {
+    // Metrics labels and log fields: changing one breaks dashboards.
+    const std::pair<Failure, const char*> names[] = {
+        {Failure::none, "none"},
+        {Failure::unknown_ca, "unknown_ca"},
+        {Failure::bad_certificate, "bad_certificate"},
+        {Failure::certificate_expired, "certificate_expired"},
+        {Failure::hostname_mismatch, "hostname_mismatch"},
+        {Failure::no_alpn, "no_alpn"},
+        {Failure::protocol_version, "protocol_version"},
+        {Failure::handshake_failure, "handshake_failure"},
+        {Failure::not_tls, "not_tls"},
+        {Failure::eof, "eof"},
+        {Failure::other, "other"},
+    };
+    for (const auto& [f, name] : names) EXPECT_EQ(failure_name(f), name);
+}
+
+TEST(TlsInterface, UnknownBackendIsAnError) {
+    std::string error;
+    EXPECT_EQ(load_backend("no-such-tls-library", error), nullptr);
+    EXPECT_FALSE(error.empty());
+}
+
+TEST(TlsInterface, BothLibrariesInOneProcess) {
+    // RTLD_LOCAL isolation: neither library's symbols are visible in the global scope.
+    auto backends = compiled_backends();
+    for (const auto& name : backends) ASSERT_NE(load(name), nullptr);
+    EXPECT_EQ(dlsym(RTLD_DEFAULT, "wolfSSL_Init"), nullptr);
+    EXPECT_EQ(dlsym(RTLD_DEFAULT, "SSL_CTX_new"), nullptr);
+    EXPECT_EQ(dlsym(RTLD_DEFAULT, "SSL_SESSION_set1_id"), nullptr);
+    auto has = [&](const char* n) {
+        return std::find(backends.begin(), backends.end(), n) != backends.end();
+    };
+    if (!has("boringssl") || !has("wolfssl")) {
+        GTEST_SKIP() << "needs both boringssl and wolfssl compiled in";
+    }
+    Backend* boring = load("boringssl");
+    Backend* wolf = load("wolfssl");
+    for (auto [server, client] : {std::pair{boring, wolf}, std::pair{wolf, boring}}) {
+        SCOPED_TRACE(std::string(server->name()) + " server, " + std::string(client->name()) +
+                     " client");
+        auto c = make_conn(*server, server_options(), *client, client_options());
+        ASSERT_TRUE(c.ok());
+        auto r = run_handshake(*c.server, *c.client);
+        ASSERT_TRUE(r.ok()) << describe(*c.server) << " / " << describe(*c.client);
+        EXPECT_EQ(send(*c.client, *c.server, "ping").data, "ping");
+        EXPECT_EQ(send(*c.server, *c.client, "pong").data, "pong");
+    }
+}
+
+// Not a timed test: run with --gtest_also_run_disabled_tests to print a figure.
+TEST(TlsInterface, DISABLED_HandshakeRate) {
+    for (const auto& name : compiled_backends()) {
+        Backend* b = load(name);
+        ASSERT_NE(b, nullptr);
+        std::string error;
+        auto sctx = b->new_context(server_options(), error);
+        auto cctx = b->new_context(client_options(Verify::none), error);
+        ASSERT_TRUE(sctx && cctx) << error;
+        const int n = 2000;
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) {
+            auto s = sctx->new_engine({});
+            auto c = cctx->new_engine(host("localhost"));
+            ASSERT_TRUE(run_handshake(*s, *c).ok());
+        }
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("  %s: %d TLS 1.3 handshakes (client+server in one thread) in %.3f s: %.0f/s\n",
+                    name.c_str(), n, secs, n / secs);
+    }
+}
+
+}  // namespace
+}  // namespace pggw::tls::test
