@@ -1,0 +1,60 @@
+// One leg of a session: a TCP socket, optionally with a TLS engine on it. This is the one
+// generic driver that joins a sans-IO tls::Engine to a socket: it sends whatever output the
+// engine holds after every operation and feeds it what the socket reads. Sessions read and
+// write plaintext through it and never see TLS.
+//
+// One coroutine may read while another writes (the two relay directions). Engine output is
+// copied out before each socket write, so an engine operation during an in-flight write
+// (a read that answers a KeyUpdate, say) never moves bytes under it, and writes are
+// serialised by `writing_`.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gateway/asio.hpp"
+#include "tls_backends/tls.hpp"
+
+namespace pggw {
+
+struct TlsOutcome {
+    bool ok = false;
+    tls::Failure failure = tls::Failure::none;
+    std::string reason;  // readable, for the log
+};
+
+class Stream {
+  public:
+    explicit Stream(tcp::socket socket);
+
+    tcp::socket& socket() { return socket_; }
+    bool encrypted() const { return engine_ != nullptr; }
+    const tls::Engine* engine() const { return engine_.get(); }
+
+    // Puts TLS on this leg. initial: ciphertext already read from the socket (direct TLS).
+    void start_tls(std::unique_ptr<tls::Engine> engine, std::span<const std::uint8_t> initial = {});
+    awaitable<TlsOutcome> handshake();
+
+    // Plaintext. Returns asio::error::eof on close_notify or TCP EOF.
+    awaitable<std::tuple<error_code, std::size_t>> read_some(std::span<std::uint8_t> buf);
+    awaitable<error_code> write_all(std::span<const std::uint8_t> buf);
+    // Half-close after the peer's EOF: close_notify (TLS) then shutdown(send).
+    awaitable<void> shutdown_send();
+    // Abort: cancels any pending operation of the other direction too.
+    void close();
+
+  private:
+    awaitable<error_code> flush();
+    awaitable<error_code> fill();  // one socket read into the engine
+
+    tcp::socket socket_;
+    std::unique_ptr<tls::Engine> engine_;
+    std::vector<std::uint8_t> wbuf_;  // ciphertext being written
+    std::vector<std::uint8_t> rbuf_;  // ciphertext just read
+    bool writing_ = false;
+    asio::steady_timer write_done_;  // cancelled when a write finishes, to wake a waiting writer
+};
+
+}  // namespace pggw

@@ -1,1 +1,0 @@
-namespace pggw { const char* version() { return PGGW_VERSION; } }
