@@ -143,9 +143,12 @@ Failure verify_failure(long v) {
 // ---- 2) the one place library errors become a Failure ----
 //
 // ssl_error: SSL_get_error()'s answer; error: the first queued library error (0 if none);
-// transport_eof: the driver reported EOF; hostname: what verify-full checked, for the text.
+// transport_eof: the driver reported EOF; plain_alert: the alert of an unencrypted alert record
+// that failed to decrypt, else -1 (OpenSSL clients, libpq among them, send their TLS 1.3
+// certificate verification alerts before switching to handshake keys); hostname: what
+// verify-full checked, for the text.
 Failure map_failure(const SSL* ssl, int ssl_error, uint32_t error, bool transport_eof,
-                    const std::string& hostname, std::string& reason) {
+                    int plain_alert, const std::string& hostname, std::string& reason) {
     if (ssl_error == SSL_ERROR_SYSCALL && error == 0) {
         reason = transport_eof ? (SSL_in_init(ssl) ? "peer closed the connection during the "
                                                      "TLS handshake"
@@ -165,6 +168,12 @@ Failure map_failure(const SSL* ssl, int ssl_error, uint32_t error, bool transpor
         int alert = r - SSL_AD_REASON_OFFSET;
         reason = std::string("peer sent alert: ") + SSL_alert_desc_string_long(alert);
         return alert_failure(alert);
+    }
+    if (plain_alert >= 0 &&
+        (r == SSL_R_BAD_PACKET_LENGTH || r == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC)) {
+        reason = std::string("peer sent alert: ") + SSL_alert_desc_string_long(plain_alert) +
+                 " (unencrypted)";
+        return alert_failure(plain_alert);
     }
     switch (r) {
         case SSL_R_CERTIFICATE_VERIFY_FAILED: {
@@ -361,7 +370,7 @@ class BoringsslEngine final : public Engine {
         if (err == SSL_ERROR_ZERO_RETURN) return Result::closed;
         uint32_t e = take_error();
         std::string reason;
-        Failure f = map_failure(ssl_.get(), err, e, eof_, hostname_, reason);
+        Failure f = map_failure(ssl_.get(), err, e, eof_, plain_alert(), hostname_, reason);
         if (noted_ != Failure::none) {
             f = noted_;
             reason = noted_reason_;
@@ -370,6 +379,14 @@ class BoringsslEngine final : public Engine {
         }
         fail(f, std::move(reason));
         return Result::error;
+    }
+    // If the last bytes the library consumed were a whole plaintext alert record
+    // (15 03 0x 00 02 level description), its description; else -1.
+    int plain_alert() const {
+        if (in_begin_ < 7) return -1;
+        const std::uint8_t* rec = in_.data() + in_begin_ - 7;
+        bool alert = rec[0] == SSL3_RT_ALERT && rec[1] == 3 && rec[3] == 0 && rec[4] == 2;
+        return alert && rec[5] == SSL3_AL_FATAL ? rec[6] : -1;
     }
     void fail(Failure f, std::string reason) {
         failure_ = f;

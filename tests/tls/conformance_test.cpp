@@ -355,6 +355,22 @@ TEST_P(TlsPair, UntrustedCaAcceptedWithoutVerification) {
     EXPECT_EQ(c.client->info().peer_common_name, "localhost");
 }
 
+TEST_P(TlsPair, UnencryptedAlertDuringTls13Handshake) {
+    // OpenSSL clients (libpq, psql) reject the server's certificate in TLS 1.3 with an alert
+    // sent before they switch to handshake keys: a plaintext record the server cannot decrypt.
+    auto c = conn(server_options(), client_options());
+    ASSERT_TRUE(c.ok());
+    ASSERT_EQ(c.client->handshake(), Result::want_input);
+    transfer(*c.client, *c.server);
+    ASSERT_EQ(c.server->handshake(), Result::want_input) << describe(*c.server);
+    ASSERT_FALSE(c.server->output().empty());
+    c.server->consume_output(c.server->output().size());
+    const std::uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x30};  // fatal unknown_ca
+    c.server->feed(alert);
+    EXPECT_EQ(c.server->handshake(), Result::error);
+    EXPECT_EQ(c.server->failure(), Failure::unknown_ca) << describe(*c.server);
+}
+
 TEST_P(TlsPair, ExpiredCertificate) {
     auto c = conn(server_options("expired"), client_options(Verify::chain));
     ASSERT_TRUE(c.ok());
