@@ -1,227 +1,77 @@
-// The wolfSSL backend (libpggw_tls_wolfssl.so), Debian's libwolfssl 5.5.4.
+// The wolfSSL backend (Debian libwolfssl 5.5.4): a sans-IO Engine over wolfSSL's native I/O
+// callbacks (wolfSSL_SSLSetIORecv/IOSend), no OpenSSL-compat BIO. Ciphertext from the peer
+// lands in in_ (input_space/commit_input) and is consumed by the recv callback, which answers
+// WANT_READ when it is empty; records wolfSSL writes are appended to out_ by the send callback
+// (output/consume_output). wolfssl/options.h is force-included by CMake: it fixes the ABI.
 //
-// Same shape and local names as boringssl_backend.cpp, so that `diff` of the two files shows
-// the library calls: map_failure, the Engine, callbacks, the Context, certificate helpers, the
-// Backend and the extern "C" entry point.
-//
-// Sans-IO through wolfSSL's native I/O callbacks (wolfSSL_SSLSetIORecv/IOSend): the recv
-// callback reads the engine's input buffer and answers WANT_READ when it is empty; the send
-// callback appends to the engine's output buffer. No OpenSSL-compat BIO layer, no sockets.
-// wolfssl/options.h is force-included by CMake: it fixes the ABI of every header below.
+// Shape shared with boringssl_backend.cpp, in this order: map_failure, the Engine, callbacks,
+// the Context, certificate generation, the Backend, the entry point.
 #include <arpa/inet.h>
 #include <sys/stat.h>
-
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/ssl.h>
-#include <wolfssl/wolfcrypt/asn_public.h>
-#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
-#include <wolfssl/wolfcrypt/random.h>
-#include <wolfssl/wolfcrypt/rsa.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls {
 namespace {
 
-// One TLS record of ciphertext at most (2^14 + 256 + 5), rounded up.
-constexpr std::size_t kInputSize = 17 * 1024;
-constexpr char kTls13Suites[] =
+// Room for one full TLS record (16 KiB of plaintext + expansion + header) per socket read.
+constexpr std::size_t kInputCapacity = 17 * 1024;
+// An output buffer that grew past this (a large write) is released once drained.
+constexpr std::size_t kOutputKeepCapacity = 256 * 1024;
+constexpr const char* kDefaultGroups = "X25519:P-256";
+// wolfSSL's cipher list also holds the TLS 1.3 suites; Options::ciphers is about TLS 1.2.
+constexpr const char* kTls13Suites =
     "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256";
 
-// TLS alert descriptions (RFC 8446 section 6).
-constexpr int kAlertHandshakeFailure = 40;
-constexpr int kAlertBadCertificate = 42;
-constexpr int kAlertUnsupportedCertificate = 43;
-constexpr int kAlertCertificateRevoked = 44;
-constexpr int kAlertCertificateExpired = 45;
-constexpr int kAlertCertificateUnknown = 46;
-constexpr int kAlertUnknownCa = 48;
-constexpr int kAlertProtocolVersion = 70;
-constexpr int kAlertInsufficientSecurity = 71;
-constexpr int kAlertCertificateRequired = 116;
-constexpr int kAlertUnrecognizedName = 112;
-constexpr int kAlertNoApplicationProtocol = 120;
+// TLS alert descriptions (RFC 8446 section 6) and record/handshake types.
+enum Alert : int {
+    kAlertHandshakeFailure = 40,
+    kAlertBadCertificate = 42,
+    kAlertUnsupportedCertificate = 43,
+    kAlertCertificateRevoked = 44,
+    kAlertCertificateExpired = 45,
+    kAlertCertificateUnknown = 46,
+    kAlertUnknownCa = 48,
+    kAlertProtocolVersion = 70,
+    kAlertInsufficientSecurity = 71,
+    kAlertCertificateRequired = 116,
+    kAlertNoApplicationProtocol = 120,
+};
+constexpr std::uint8_t kRecordAlert = 21, kRecordHandshake = 22, kClientHello = 1;
 
-struct WolfsslCtxFree {
+struct CtxFree {
     void operator()(WOLFSSL_CTX* c) const { wolfSSL_CTX_free(c); }
 };
-struct WolfsslFree {
+struct SslFree {
     void operator()(WOLFSSL* s) const { wolfSSL_free(s); }
 };
 struct X509Free {
     void operator()(WOLFSSL_X509* x) const { wolfSSL_X509_free(x); }
 };
-using CtxPtr = std::unique_ptr<WOLFSSL_CTX, WolfsslCtxFree>;
-using SslPtr = std::unique_ptr<WOLFSSL, WolfsslFree>;
-using X509Ptr = std::unique_ptr<WOLFSSL_X509, X509Free>;
 
-std::string error_string(int code) {
-    char buf[WOLFSSL_MAX_ERROR_SZ] = {};
-    wolfSSL_ERR_error_string_n(static_cast<unsigned long>(code), buf, sizeof buf);
-    return std::string(buf) + " (" + std::to_string(code) + ")";
-}
-
-// Why a handshake or record operation failed, from what we know at that point.
-struct FailureContext {
-    int error;                  // ssl->error as wolfSSL_get_error() reports it
-    int verify_error;           // first certificate error the verify callback saw, 0 if none
-    int alert_received;         // description of the peer's fatal alert, -1 if none
-    int alert_sent;             // description of the alert we sent, -1 if none
-    bool transport_eof;         // the recv callback reported the end of the peer's stream
-    bool first_record_not_tls;  // the first bytes received cannot start a TLS record
-    bool in_client_hello;       // server: failed on the ClientHello, before sending anything
-};
-
-Failure failure_from_alert(int alert) {
-    switch (alert) {
-        case kAlertUnknownCa:
-            return Failure::unknown_ca;
-        case kAlertBadCertificate:
-        case kAlertUnsupportedCertificate:
-        case kAlertCertificateRevoked:
-        case kAlertCertificateUnknown:
-        case kAlertCertificateRequired:
-            return Failure::bad_certificate;
-        case kAlertCertificateExpired:
-            return Failure::certificate_expired;
-        case kAlertNoApplicationProtocol:
-            return Failure::no_alpn;
-        case kAlertProtocolVersion:
-            return Failure::protocol_version;
-        case kAlertHandshakeFailure:
-        case kAlertInsufficientSecurity:
-        case kAlertUnrecognizedName:
-            return Failure::handshake_failure;
-        default:
-            return Failure::other;
-    }
-}
-
-Failure failure_from_error(int error) {
-    switch (error) {
-        case ASN_NO_SIGNER_E:
-        case ASN_SELF_SIGNED_E:
-            return Failure::unknown_ca;
-        case ASN_AFTER_DATE_E:
-        case ASN_BEFORE_DATE_E:
-            return Failure::certificate_expired;
-        case DOMAIN_NAME_MISMATCH:
-        case IPADDR_MISMATCH:
-            return Failure::hostname_mismatch;
-        case NO_PEER_CERT:
-        case ASN_PARSE_E:
-        case ASN_SIG_CONFIRM_E:
-        case ASN_SIG_OID_E:
-        case ASN_SIG_KEY_E:
-        case ASN_SIG_HASH_E:
-        case VERIFY_CERT_ERROR:
-        case NO_CERT_ERROR:
-            return Failure::bad_certificate;
-        case UNKNOWN_ALPN_PROTOCOL_NAME_E:
-            return Failure::no_alpn;
-        case VERSION_ERROR:
-            return Failure::protocol_version;
-        case MATCH_SUITE_ERROR:
-        case ECC_CURVE_ERROR:
-        case ECC_PEERKEY_ERROR:
-        case PEER_KEY_ERROR:
-        case EXT_MISSING:
-        case BAD_KEY_SHARE_DATA:
-        case INVALID_PARAMETER:
-            return Failure::handshake_failure;
-        case SOCKET_PEER_CLOSED_E:
-        case SOCKET_ERROR_E:
-            return Failure::eof;
-        default:
-            return Failure::other;
-    }
-}
-
-// The verify callback sees OpenSSL-style X509_V_ERR_* codes (wolfSSL's compat layer converts
-// its ASN errors), except for the name checks, which come as wolfSSL's own negative codes.
-Failure failure_from_x509_error(int error) {
-    switch (error) {
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        case X509_V_ERR_CERT_UNTRUSTED:
-            return Failure::unknown_ca;
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-        case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
-        case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
-            return Failure::certificate_expired;
-        default:
-            return Failure::bad_certificate;
-    }
-}
-
-// The one place where wolfSSL's errors become a Failure.
-Failure map_failure(const FailureContext& c, std::string& reason) {
-    Failure f = Failure::other;
-    if (c.first_record_not_tls) {
-        f = Failure::not_tls;
-        reason = "peer did not send a TLS record (";
-        reason += error_string(c.error) + ")";
-        return f;
-    }
-    if (c.verify_error != 0) {
-        f = c.verify_error > 0 ? failure_from_x509_error(c.verify_error)
-                               : failure_from_error(c.verify_error);
-        if (f == Failure::other || f == Failure::eof) f = Failure::bad_certificate;
-        reason = "certificate verify failed: ";
-        reason += c.verify_error > 0 ? wolfSSL_X509_verify_cert_error_string(c.verify_error)
-                                     : error_string(c.verify_error);
-        return f;
-    }
-    if (c.alert_received >= 0 && c.error == FATAL_ERROR) {
-        f = failure_from_alert(c.alert_received);
-        if (f == Failure::other) f = Failure::handshake_failure;
-        reason = "peer sent fatal alert " + std::to_string(c.alert_received);
-        return f;
-    }
-    if (c.transport_eof && (c.error == SOCKET_PEER_CLOSED_E || c.error == SOCKET_ERROR_E ||
-                            c.error == WOLFSSL_ERROR_SYSCALL)) {
-        reason = "peer closed the connection without close_notify";
-        return Failure::eof;
-    }
-    f = failure_from_error(c.error);
-    if (f == Failure::other && c.alert_sent >= 0) f = failure_from_alert(c.alert_sent);
-    // wolfSSL answers some ClientHellos it cannot serve (no common group) with BAD_FUNC_ARG.
-    if (f == Failure::other && c.in_client_hello) f = Failure::handshake_failure;
-    reason = error_string(c.error);
-    if (c.alert_sent >= 0) reason += ", sent alert " + std::to_string(c.alert_sent);
-    return f;
-}
-
-bool is_ip_literal(const std::string& host) {
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
-           inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
-// "CN=localhost,O=pggw": RFC 2253 order (last RDN first), as OpenSSL's XN_FLAG_RFC2253 prints.
-std::string name_to_string(WOLFSSL_X509_NAME* name) {
+// "CN=localhost,O=pggw": RFC 2253 order (last RDN first), as BoringSSL's XN_FLAG_RFC2253.
+std::string x509_name_line(WOLFSSL_X509_NAME* name) {
     std::string out;
     if (!name) return out;
-    int n = wolfSSL_X509_NAME_entry_count(name);
-    for (int i = n - 1; i >= 0; --i) {
+    for (int i = wolfSSL_X509_NAME_entry_count(name) - 1; i >= 0; --i) {
         WOLFSSL_X509_NAME_ENTRY* e = wolfSSL_X509_NAME_get_entry(name, i);
         if (!e) continue;
-        const char* sn =
-            wolfSSL_OBJ_nid2sn(wolfSSL_OBJ_obj2nid(wolfSSL_X509_NAME_ENTRY_get_object(e)));
+        int nid = wolfSSL_OBJ_obj2nid(wolfSSL_X509_NAME_ENTRY_get_object(e));
+        const char* sn = wolfSSL_OBJ_nid2sn(nid);
         WOLFSSL_ASN1_STRING* data = wolfSSL_X509_NAME_ENTRY_get_data(e);
         if (!out.empty()) out += ',';
         out += sn ? sn : "?";
@@ -234,283 +84,596 @@ std::string name_to_string(WOLFSSL_X509_NAME* name) {
     return out;
 }
 
-std::string common_name(WOLFSSL_X509_NAME* name) {
-    char buf[256] = {};
+std::string x509_common_name(WOLFSSL_X509_NAME* name) {
     if (!name) return {};
-    int n = wolfSSL_X509_NAME_get_text_by_NID(name, NID_commonName, buf, sizeof buf);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string{};
+    char buf[256] = {};
+    int len = wolfSSL_X509_NAME_get_text_by_NID(name, NID_commonName, buf, sizeof buf);
+    return len > 0 ? std::string(buf, static_cast<std::size_t>(len)) : std::string{};
 }
 
-std::int64_t asn1_time_to_unix(const WOLFSSL_ASN1_TIME* t) {
+std::int64_t asn1_time_unix(const WOLFSSL_ASN1_TIME* t) {
     struct tm tm {};
     if (!t || wolfSSL_ASN1_TIME_to_tm(t, &tm) != WOLFSSL_SUCCESS) return 0;
     return static_cast<std::int64_t>(timegm(&tm));
 }
 
-class WolfsslContext;
+bool is_ip_literal(const std::string& host) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
 
+// verify-full for an IP literal, as libpq: the iPAddress SANs when the certificate has SANs,
+// else the CN. (wolfSSL_X509_check_ip_asc compares its own text form, which misses "::1".)
+bool x509_matches_ip(WOLFSSL_X509* cert, const std::string& host) {
+    unsigned char want[16];
+    int want_len = inet_pton(AF_INET, host.c_str(), want) == 1    ? 4
+                   : inet_pton(AF_INET6, host.c_str(), want) == 1 ? 16
+                                                                  : 0;
+    if (want_len == 0) return false;
+    constexpr int kGeneralNameDns = 2, kGeneralNameIp = 7;  // GeneralName CHOICE tags
+    auto* names = static_cast<WOLFSSL_STACK*>(
+        wolfSSL_X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    bool has_san = false, match = false;
+    for (int i = 0; names && i < wolfSSL_sk_GENERAL_NAME_num(names); ++i) {
+        WOLFSSL_GENERAL_NAME* gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+        if (!gn || (gn->type != kGeneralNameIp && gn->type != kGeneralNameDns)) continue;
+        has_san = true;
+        if (gn->type == kGeneralNameIp && gn->d.ip &&
+            wolfSSL_ASN1_STRING_length(gn->d.ip) == want_len &&
+            std::memcmp(wolfSSL_ASN1_STRING_data(gn->d.ip), want, want_len) == 0) {
+            match = true;
+        }
+    }
+    if (names) wolfSSL_GENERAL_NAMES_free(names);
+    return has_san ? match : x509_common_name(wolfSSL_X509_get_subject_name(cert)) == host;
+}
+
+std::string error_text(int e) {
+    char buf[WOLFSSL_MAX_ERROR_SZ] = {};
+    wolfSSL_ERR_error_string_n(static_cast<unsigned long>(e), buf, sizeof buf);
+    return std::string(buf) + " (" + std::to_string(e) + ")";
+}
+
+Failure alert_failure(int alert) {
+    switch (alert) {
+        case kAlertUnknownCa:
+            return Failure::unknown_ca;
+        case kAlertCertificateExpired:
+            return Failure::certificate_expired;
+        case kAlertBadCertificate:
+        case kAlertUnsupportedCertificate:
+        case kAlertCertificateRevoked:
+        case kAlertCertificateUnknown:
+        case kAlertCertificateRequired:
+            return Failure::bad_certificate;
+        case kAlertNoApplicationProtocol:
+            return Failure::no_alpn;
+        case kAlertProtocolVersion:
+            return Failure::protocol_version;
+        case kAlertHandshakeFailure:
+        case kAlertInsufficientSecurity:
+            return Failure::handshake_failure;
+        default:
+            return Failure::other;
+    }
+}
+
+// The verify callback sees OpenSSL-style X509_V_ERR_* codes (wolfSSL's compat layer converts
+// its ASN errors), except for the name checks, which stay wolfSSL's negative codes.
+Failure verify_failure(int v) {
+    switch (v) {
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        case X509_V_ERR_CERT_UNTRUSTED:
+        case ASN_NO_SIGNER_E:
+        case ASN_SELF_SIGNED_E:
+            return Failure::unknown_ca;
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+        case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+        case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:  // what wolfSSL reports for expiry
+        case ASN_AFTER_DATE_E:
+        case ASN_BEFORE_DATE_E:
+            return Failure::certificate_expired;
+        case DOMAIN_NAME_MISMATCH:
+        case IPADDR_MISMATCH:
+            return Failure::hostname_mismatch;
+        default:
+            return Failure::bad_certificate;
+    }
+}
+
+// ---- 2) the one place library errors become a Failure ----
+//
+// error: wolfSSL_get_error()'s answer; verify_error: the first certificate error the verify
+// callback saw (0 if none); first_byte: the first byte the peer sent while the handshake was
+// running (-1 if none); transport_eof: the driver reported EOF; hostname: what verify-full
+// checked, for the text.
+Failure map_failure(WOLFSSL* ssl, int error, int verify_error, int first_byte, bool transport_eof,
+                    const std::string& hostname, std::string& reason) {
+    // A TLS stream starts with a handshake (or alert) record; anything else (an HTTP request,
+    // a second SSLRequest, a StartupMessage) is not TLS at all.
+    if (first_byte >= 0 && first_byte != kRecordHandshake && first_byte != kRecordAlert) {
+        reason = "not a TLS record (" + error_text(error) + ")";
+        return Failure::not_tls;
+    }
+    if (verify_error != 0) {
+        reason = "certificate verify failed: ";
+        if (verify_error == DOMAIN_NAME_MISMATCH || verify_error == IPADDR_MISMATCH) {
+            reason += "server certificate does not match host name \"" + hostname + "\"";
+        } else if (verify_error > 0) {
+            reason += wolfSSL_X509_verify_cert_error_string(verify_error);
+        } else {
+            reason += error_text(verify_error);
+        }
+        return verify_failure(verify_error);
+    }
+    WOLFSSL_ALERT_HISTORY h{};
+    wolfSSL_get_alert_history(ssl, &h);
+    if (error == FATAL_ERROR && h.last_rx.level == alert_fatal) {
+        reason = std::string("peer sent alert: ") + wolfSSL_alert_desc_string_long(h.last_rx.code);
+        return alert_failure(h.last_rx.code);
+    }
+    // OPENSSL_EXTRA builds report the recv callback's CONN_CLOSE as SSL_ERROR_SYSCALL.
+    if (error == WOLFSSL_ERROR_SYSCALL || error == SOCKET_PEER_CLOSED_E ||
+        error == SOCKET_ERROR_E) {
+        reason = transport_eof ? (wolfSSL_is_init_finished(ssl)
+                                      ? "peer closed the connection without close_notify "
+                                        "(truncated)"
+                                      : "peer closed the connection during the TLS handshake")
+                               : "transport error";
+        return transport_eof ? Failure::eof : Failure::other;
+    }
+    reason = error_text(error);
+    switch (error) {
+        case NO_PEER_CERT:
+            reason = "peer did not send a certificate";
+            return Failure::bad_certificate;
+        case UNKNOWN_ALPN_PROTOCOL_NAME_E:
+            reason = "no common application protocol (ALPN)";
+            return Failure::no_alpn;
+        case VERSION_ERROR:
+            reason = "no common TLS version";
+            return Failure::protocol_version;
+        case MATCH_SUITE_ERROR:
+        case ECC_CURVE_ERROR:
+        case BAD_KEY_SHARE_DATA:
+        case EXT_MISSING:
+            return Failure::handshake_failure;
+        case UNKNOWN_RECORD_TYPE:
+        case PARSE_ERROR:
+            reason = "not a TLS record (" + reason + ")";
+            return Failure::not_tls;
+        default:
+            break;
+    }
+    if (h.last_tx.level == alert_fatal) {
+        reason += std::string(", sent alert: ") + wolfSSL_alert_desc_string_long(h.last_tx.code);
+        return alert_failure(h.last_tx.code);
+    }
+    return Failure::other;
+}
+
+struct ContextState {
+    std::string alpn;         // comma-separated, as wolfSSL_UseALPN takes it
+    std::vector<int> groups;  // WOLFSSL_ECC_*, in preference order
+    Version min_version = Version::tls1_2, max_version = Version::tls1_3;
+    Verify verify = Verify::none;
+};
+
+// What the server looks at in a ClientHello before wolfSSL does (see early()).
+struct ClientHello {
+    bool alpn = false;                    // the client offered ALPN
+    std::vector<std::uint16_t> groups;    // supported_groups, empty if absent
+    std::vector<std::uint16_t> versions;  // supported_versions, empty if absent
+    std::uint16_t legacy_version = 0;
+};
+enum class HelloParse { ok, need_more, unparsed };
+HelloParse parse_client_hello(std::span<const std::uint8_t> in, bool eof, ClientHello& hello);
+int io_recv(WOLFSSL* ssl, char* buf, int sz, void* ctx);
+int io_send(WOLFSSL* ssl, char* buf, int sz, void* ctx);
+
+// ---- 3) the engine ----
 class WolfsslEngine final : public Engine {
   public:
-    WolfsslEngine(SslPtr ssl, Role role, const EngineOptions& opts)
-        : ssl_(std::move(ssl)),
+    WolfsslEngine(WOLFSSL_CTX* ctx, std::shared_ptr<const ContextState> state, Role role,
+                  const EngineOptions& opts)
+        : state_(std::move(state)),
           role_(role),
-          require_alpn_(opts.require_alpn),
-          in_(new std::uint8_t[kInputSize]) {
-        wolfSSL_SSLSetIORecv(ssl_.get(), &WolfsslEngine::recv_cb);
-        wolfSSL_SSLSetIOSend(ssl_.get(), &WolfsslEngine::send_cb);
-        wolfSSL_SetIOReadCtx(ssl_.get(), this);
-        wolfSSL_SetIOWriteCtx(ssl_.get(), this);
-        wolfSSL_SetCertCbCtx(ssl_.get(), this);
+          hostname_(opts.hostname),
+          require_alpn_(opts.require_alpn) {
+        ssl_.reset(wolfSSL_new(ctx));
+        if (!ssl_) {
+            fail(Failure::other, "cannot create TLS session");
+            return;
+        }
+        WOLFSSL* ssl = ssl_.get();
+        wolfSSL_SSLSetIORecv(ssl, io_recv);
+        wolfSSL_SSLSetIOSend(ssl, io_send);
+        wolfSSL_SetIOReadCtx(ssl, this);
+        wolfSSL_SetIOWriteCtx(ssl, this);
+        wolfSSL_SetCertCbCtx(ssl, this);
+        if (!state_->alpn.empty()) {
+            // The server picks from its list and refuses a client whose list has no match
+            // (no_application_protocol); the client offers its list.
+            std::string list = state_->alpn;
+            int mode = role == Role::server ? WOLFSSL_ALPN_FAILED_ON_MISMATCH
+                                            : WOLFSSL_ALPN_CONTINUE_ON_MISMATCH;
+            if (wolfSSL_UseALPN(ssl, list.data(), static_cast<unsigned>(list.size()), mode) !=
+                WOLFSSL_SUCCESS) {
+                fail(Failure::other, "cannot set ALPN protocols");
+                return;
+            }
+        }
+        if (role == Role::server) return;
+        bool ip = is_ip_literal(hostname_);
+        if (!hostname_.empty() && !ip &&
+            wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, hostname_.data(),
+                           static_cast<unsigned short>(hostname_.size())) != WOLFSSL_SUCCESS) {
+            fail(Failure::other, "invalid host name \"" + hostname_ + "\"");
+            return;
+        }
+        if (state_->verify == Verify::chain_and_hostname) {
+            if (hostname_.empty()) {
+                fail(Failure::hostname_mismatch, "verify-full needs a host name to check");
+                return;
+            }
+            // DNS names: SAN, else CN (as libpq). IP literals: checked by verify() on the leaf.
+            if (ip) {
+                check_ip_ = true;
+            } else if (wolfSSL_check_domain_name(ssl, hostname_.c_str()) != WOLFSSL_SUCCESS) {
+                fail(Failure::other, "invalid host name \"" + hostname_ + "\"");
+            }
+        }
     }
 
     std::span<std::uint8_t> input_space() override {
+        if (in_.empty()) in_.resize(kInputCapacity);
         if (in_begin_ == in_end_) {
             in_begin_ = in_end_ = 0;
-        } else if (in_end_ == kInputSize && in_begin_ > 0) {
-            std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
+        } else if (in_end_ == in_.size() && in_begin_ > 0) {
+            std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
             in_end_ -= in_begin_;
             in_begin_ = 0;
         }
-        return {in_.get() + in_end_, kInputSize - in_end_};
+        return {in_.data() + in_end_, in_.size() - in_end_};
     }
     void commit_input(std::size_t n) override {
-        if (!seen_input_ && n > 0) {
-            seen_input_ = true;
-            first_byte_ = in_[in_end_];
-        }
-        in_end_ += std::min(n, kInputSize - in_end_);
+        n = std::min(n, in_.size() - in_end_);
+        if (first_byte_ < 0 && n > 0) first_byte_ = in_[in_end_];
+        in_end_ += n;
     }
-    void input_eof() { eof_ = true; }
-
     std::span<const std::uint8_t> output() const override {
         return {out_.data() + out_begin_, out_.size() - out_begin_};
     }
     void consume_output(std::size_t n) override {
         out_begin_ += std::min(n, out_.size() - out_begin_);
         if (out_begin_ == out_.size()) {
-            out_.clear();  // keeps its capacity: no allocation per record
             out_begin_ = 0;
+            if (out_.capacity() > kOutputKeepCapacity) {
+                std::vector<std::uint8_t>().swap(out_);
+            } else {
+                out_.clear();
+            }
         }
     }
+    void input_eof() override { eof_ = true; }
 
     Result handshake() override {
-        if (failed_) return Result::error;
-        if (done_) return Result::ok;
-        int ret = role_ == Role::server ? wolfSSL_accept(ssl_.get()) : wolfSSL_connect(ssl_.get());
-        if (ret != WOLFSSL_SUCCESS) return fail_or_want(ret);
-        return finish_handshake();
+        if (failure_ != Failure::none) return Result::error;
+        if (handshake_done_) return Result::ok;
+        if (role_ == Role::server && !hello_checked_) {
+            ClientHello hello;
+            auto span = std::span<const std::uint8_t>(in_.data() + in_begin_, in_end_ - in_begin_);
+            switch (parse_client_hello(span, eof_, hello)) {
+                case HelloParse::need_more:
+                    return Result::want_input;
+                case HelloParse::ok:
+                    if (!early(hello)) return Result::error;
+                    break;
+                case HelloParse::unparsed:
+                    break;  // wolfSSL judges it
+            }
+            hello_checked_ = true;
+        }
+        wolfSSL_ERR_clear_error();
+        int ret = wolfSSL_negotiate(ssl_.get());
+        if (ret == WOLFSSL_SUCCESS) {
+            finish_handshake();
+            return Result::ok;
+        }
+        return outcome(ret);
     }
-
     Result read(std::span<std::uint8_t> buf, std::size_t& n) override {
         n = 0;
-        if (failed_) return Result::error;
+        if (failure_ != Failure::none) return Result::error;
         if (peer_closed_) return Result::closed;
         if (buf.empty()) return Result::ok;
-        int len = static_cast<int>(std::min<std::size_t>(buf.size(), 1u << 30));
+        wolfSSL_ERR_clear_error();
+        int len = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
         int ret = wolfSSL_read(ssl_.get(), buf.data(), len);
+        if (!handshake_done_ && wolfSSL_is_init_finished(ssl_.get())) finish_handshake();
         if (ret > 0) {
             n = static_cast<std::size_t>(ret);
             return Result::ok;
         }
-        if (wolfSSL_get_error(ssl_.get(), ret) == WOLFSSL_ERROR_ZERO_RETURN) {
-            peer_closed_ = true;
-            return Result::closed;
-        }
-        return fail_or_want(ret);
+        return outcome(ret);
     }
-
     Result write(std::span<const std::uint8_t> buf) override {
-        if (failed_) return Result::error;
+        if (failure_ != Failure::none) return Result::error;
         while (!buf.empty()) {
+            wolfSSL_ERR_clear_error();
             int len = static_cast<int>(std::min<std::size_t>(buf.size(), 1u << 30));
             int ret = wolfSSL_write(ssl_.get(), buf.data(), len);
-            if (ret <= 0) return fail_or_want(ret);
+            if (!handshake_done_ && wolfSSL_is_init_finished(ssl_.get())) finish_handshake();
+            if (ret <= 0) return outcome(ret);
             buf = buf.subspan(static_cast<std::size_t>(ret));
         }
         return Result::ok;
     }
-
     Result shutdown() override {
-        if (failed_) return Result::error;
+        if (failure_ != Failure::none) return Result::error;
         if (shutdown_sent_) return Result::ok;
+        wolfSSL_ERR_clear_error();
         int ret = wolfSSL_shutdown(ssl_.get());
-        if (ret == WOLFSSL_SUCCESS || ret == WOLFSSL_SHUTDOWN_NOT_DONE) {
+        // SHUTDOWN_NOT_DONE: close_notify queued; SUCCESS: both sides closed.
+        if (ret == WOLFSSL_SHUTDOWN_NOT_DONE || ret == WOLFSSL_SUCCESS) {
             shutdown_sent_ = true;
             return Result::ok;
         }
-        return fail_or_want(ret);
+        return outcome(ret);
     }
 
     const HandshakeInfo& info() const override { return info_; }
     Failure failure() const override { return failure_; }
-    const std::string& failure_reason() const override { return failure_reason_; }
+    const std::string& failure_reason() const override { return reason_; }
 
-    // Called on the server once the ClientHello's extensions are parsed: false refuses it.
-    bool accept_client_hello() {
-        char* proto = nullptr;
-        unsigned short len = 0;
-        if (require_alpn_ &&
-            wolfSSL_ALPN_GetProtocol(ssl_.get(), &proto, &len) != WOLFSSL_SUCCESS) {
-            alpn_refused_ = true;
-            return false;
-        }
-        return true;
+    // Called by the I/O callbacks and by the other callbacks.
+    int io_read(char* out, int len) {
+        std::size_t avail = in_end_ - in_begin_;
+        if (avail == 0) return eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+        std::size_t n = std::min(avail, static_cast<std::size_t>(len));
+        std::memcpy(out, in_.data() + in_begin_, n);
+        in_begin_ += n;
+        return static_cast<int>(n);
     }
-
-    // Called by the verify callback with the first certificate error of the chain.
-    void note_verify_error(int error) {
-        if (verify_error_ == 0) verify_error_ = error;
+    int io_write(const char* data, int len) {
+        if (out_begin_ == out_.size()) {
+            out_.clear();
+            out_begin_ = 0;
+        }
+        auto p = reinterpret_cast<const std::uint8_t*>(data);
+        out_.insert(out_.end(), p, p + len);
+        return len;
+    }
+    const ContextState& state() const { return *state_; }
+    bool require_alpn() const { return require_alpn_; }
+    bool check_ip() const { return check_ip_; }
+    const std::string& hostname() const { return hostname_; }
+    // Refuses the handshake with a fatal alert sent in the clear (no keys exist yet).
+    bool refuse(Failure f, int alert, std::string reason) {
+        const std::uint8_t record[] = {
+            kRecordAlert, 3, 3, 0, 2, 2 /* fatal */, static_cast<std::uint8_t>(alert)};
+        io_write(reinterpret_cast<const char*>(record), sizeof record);
+        fail(f, std::move(reason));
+        return false;
+    }
+    void note_verify_error(int error, int depth, WOLFSSL_X509* cert) {
+        if (verify_error_ != 0) return;
+        verify_error_ = error;
+        if (cert) {
+            verify_detail_ = " (depth " + std::to_string(depth) + ", subject \"" +
+                             x509_name_line(wolfSSL_X509_get_subject_name(cert)) + "\")";
+        }
     }
 
   private:
-    static int recv_cb(WOLFSSL*, char* buf, int sz, void* ctx) {
-        auto* self = static_cast<WolfsslEngine*>(ctx);
-        std::size_t avail = self->in_end_ - self->in_begin_;
-        if (avail == 0) {
-            return self->eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
-        }
-        std::size_t n = std::min(avail, static_cast<std::size_t>(sz));
-        std::memcpy(buf, self->in_.get() + self->in_begin_, n);
-        self->in_begin_ += n;
-        return static_cast<int>(n);
-    }
-    static int send_cb(WOLFSSL*, char* buf, int sz, void* ctx) {
-        auto* self = static_cast<WolfsslEngine*>(ctx);
-        self->out_.insert(self->out_.end(), buf, buf + sz);
-        self->sent_any_ = true;
-        return sz;
-    }
+    bool early(const ClientHello& hello);
 
-    Result fail_or_want(int ret) {
+    Result outcome(int ret) {
         int err = wolfSSL_get_error(ssl_.get(), ret);
-        if (err == WOLFSSL_ERROR_WANT_READ) {
-            if (eof_ && in_begin_ == in_end_)
-                err = SOCKET_PEER_CLOSED_E;
-            else
-                return Result::want_input;
+        if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+            return Result::want_input;  // never WANT_WRITE: io_write takes everything
         }
-        if (err == WOLFSSL_ERROR_WANT_WRITE) return Result::want_input;  // never: send_cb takes all
-        return fail(err);
-    }
-
-    Result fail(int err) {
+        if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+            peer_closed_ = true;
+            return Result::closed;
+        }
+        std::string reason;
+        Failure f = map_failure(ssl_.get(), err, verify_error_, handshake_done_ ? -1 : first_byte_,
+                                eof_, hostname_, reason);
+        if (verify_error_ != 0 && verify_error_ != DOMAIN_NAME_MISMATCH &&
+            verify_error_ != IPADDR_MISMATCH) {
+            reason += verify_detail_;
+        }
+        // Where wolfSSL gives up on a hello without a word (no common version), tell the peer,
+        // as BoringSSL does: a plaintext fatal alert is still valid at that point.
         WOLFSSL_ALERT_HISTORY h{};
         wolfSSL_get_alert_history(ssl_.get(), &h);
-        FailureContext c{};
-        c.error = err;
-        c.verify_error = verify_error_;
-        c.alert_received = h.last_rx.level == alert_fatal ? h.last_rx.code : -1;
-        c.alert_sent = h.last_tx.level == alert_fatal ? h.last_tx.code : -1;
-        c.transport_eof = eof_;
-        // A TLS stream starts with a handshake (22) or alert (21) record; anything else in the
-        // first byte (an HTTP request, a StartupMessage...) is not TLS at all.
-        c.first_record_not_tls = !done_ && seen_input_ && first_byte_ != 22 && first_byte_ != 21;
-        // Before the server's first flight, or after a HelloRetryRequest (wolfSSL reports a
-        // second ClientHello without a usable group as BAD_FUNC_ARG).
-        c.in_client_hello = role_ == Role::server && (!sent_any_ || err == BAD_FUNC_ARG);
-        failure_ = map_failure(c, failure_reason_);
-        if (alpn_refused_) {
-            failure_ = Failure::no_alpn;
-            failure_reason_ = "client offered no ALPN protocol (direct TLS requires one)";
-        }
-        // Where wolfSSL gives up on a hello without a word (no common version or group), tell
-        // the peer, as BoringSSL does: a plaintext fatal alert is still valid at that point.
-        if (!done_ && c.alert_sent < 0 && c.alert_received < 0 && !c.first_record_not_tls &&
-            (failure_ == Failure::protocol_version || failure_ == Failure::handshake_failure)) {
-            std::uint8_t desc = failure_ == Failure::protocol_version ? kAlertProtocolVersion
-                                                                      : kAlertHandshakeFailure;
-            const std::uint8_t alert[] = {21, 3, 3, 0, 2, 2 /* fatal */, desc};
-            out_.insert(out_.end(), std::begin(alert), std::end(alert));
+        if (!handshake_done_ && h.last_tx.level != alert_fatal && h.last_rx.level != alert_fatal &&
+            (f == Failure::protocol_version || f == Failure::handshake_failure)) {
+            refuse(f,
+                   f == Failure::protocol_version ? kAlertProtocolVersion : kAlertHandshakeFailure,
+                   std::move(reason));
+        } else {
+            fail(f, std::move(reason));
         }
         wolfSSL_ERR_clear_error();
-        failed_ = true;
         return Result::error;
     }
-
-    Result finish_handshake() {
-        done_ = true;
+    void fail(Failure f, std::string reason) {
+        failure_ = f;
+        reason_ = std::move(reason);
+    }
+    void finish_handshake() {
+        handshake_done_ = true;
         WOLFSSL* ssl = ssl_.get();
         info_.version = wolfSSL_get_version(ssl);
+        // wolfSSL_get_cipher_name() answers wolfSSL's own names ("TLS13-AES128-GCM-SHA256");
+        // the metrics label is the IANA name, as BoringSSL's SSL_CIPHER_standard_name().
         int suite = wolfSSL_get_current_cipher_suite(ssl);
-        const char* iana =
-            wolfSSL_get_cipher_name_iana_from_suite(static_cast<unsigned char>((suite >> 8) & 0xff),
-                                                    static_cast<unsigned char>(suite & 0xff));
-        info_.cipher = iana ? iana : "";
-        char* proto = nullptr;
-        unsigned short proto_len = 0;
-        if (wolfSSL_ALPN_GetProtocol(ssl, &proto, &proto_len) == WOLFSSL_SUCCESS && proto) {
-            info_.alpn.assign(proto, proto_len);
+        if (const char* name = wolfSSL_get_cipher_name_iana_from_suite(
+                static_cast<unsigned char>((suite >> 8) & 0xff),
+                static_cast<unsigned char>(suite & 0xff))) {
+            info_.cipher = name;
+        }
+        char* alpn = nullptr;
+        unsigned short alpn_len = 0;
+        if (wolfSSL_ALPN_GetProtocol(ssl, &alpn, &alpn_len) == WOLFSSL_SUCCESS && alpn) {
+            info_.alpn.assign(alpn, alpn_len);
         }
         if (role_ == Role::server) {
+            // Kept without a configured name: this build has WOLFSSL_ALWAYS_KEEP_SNI.
             void* sni = nullptr;
             unsigned short sni_len = wolfSSL_SNI_GetRequest(ssl, WOLFSSL_SNI_HOST_NAME, &sni);
             if (sni && sni_len > 0) info_.sni.assign(static_cast<const char*>(sni), sni_len);
         }
-        if (X509Ptr peer{wolfSSL_get_peer_certificate(ssl)}) {
-            WOLFSSL_X509_NAME* subject = wolfSSL_X509_get_subject_name(peer.get());
-            info_.peer_certificate = true;
-            info_.peer_common_name = common_name(subject);
-            info_.peer_subject = name_to_string(subject);
+        std::unique_ptr<WOLFSSL_X509, X509Free> peer(wolfSSL_get_peer_certificate(ssl));
+        info_.peer_certificate = peer != nullptr;
+        if (peer) {
+            info_.peer_common_name = x509_common_name(wolfSSL_X509_get_subject_name(peer.get()));
+            info_.peer_subject = x509_name_line(wolfSSL_X509_get_subject_name(peer.get()));
         }
-        if (role_ == Role::server && require_alpn_ && info_.alpn.empty()) {
-            failed_ = true;
-            failure_ = Failure::no_alpn;
-            failure_reason_ =
-                "client offered no ALPN protocol (direct TLS requires \"postgresql\")";
-            return Result::error;
-        }
-        return Result::ok;
     }
 
-    SslPtr ssl_;
+    std::unique_ptr<WOLFSSL, SslFree> ssl_;
+    std::shared_ptr<const ContextState> state_;
     Role role_;
-    bool require_alpn_;
-    std::unique_ptr<std::uint8_t[]> in_;
-    std::size_t in_begin_ = 0;
-    std::size_t in_end_ = 0;
-    std::vector<std::uint8_t> out_;
-    std::size_t out_begin_ = 0;
-    bool eof_ = false;
-    bool seen_input_ = false;
-    bool sent_any_ = false;
-    bool alpn_refused_ = false;
-    std::uint8_t first_byte_ = 0;
-    bool done_ = false;
-    bool failed_ = false;
+    std::string hostname_;
+    bool require_alpn_ = false;
+    bool check_ip_ = false;
+    bool handshake_done_ = false;
+    bool hello_checked_ = false;
     bool peer_closed_ = false;
     bool shutdown_sent_ = false;
-    int verify_error_ = 0;
+    bool eof_ = false;
+    int first_byte_ = -1;
+    std::vector<std::uint8_t> in_;
+    std::size_t in_begin_ = 0, in_end_ = 0;
+    std::vector<std::uint8_t> out_;
+    std::size_t out_begin_ = 0;
     HandshakeInfo info_;
     Failure failure_ = Failure::none;
-    std::string failure_reason_;
+    std::string reason_;
+    int verify_error_ = 0;
+    std::string verify_detail_;
 };
 
-// ---- callbacks ----
-
-// The server's ALPN choice is wolfSSL_UseALPN(..., WOLFSSL_ALPN_FAILED_ON_MISMATCH): wolfSSL
-// itself picks "postgresql" and answers no_application_protocol on a mismatch. A client that
-// offers no ALPN at all is refused here, where wolfSSL calls its SNI hook after parsing the
-// ClientHello's extensions, with the same alert.
-int alpn_select(WOLFSSL* ssl, int* alert, void*) {
-    auto* engine = static_cast<WolfsslEngine*>(wolfSSL_GetIOReadCtx(ssl));
-    if (engine && !engine->accept_client_hello()) {
-        *alert = kAlertNoApplicationProtocol;
-        return fatal_return;
-    }
-    return 0;
+// ---- 4) callbacks ----
+int io_recv(WOLFSSL*, char* buf, int sz, void* ctx) {
+    return static_cast<WolfsslEngine*>(ctx)->io_read(buf, sz);
 }
 
-// Records the first certificate error for map_failure; never overrides wolfSSL's verdict.
-int verify(int preverify_ok, WOLFSSL_X509_STORE_CTX* store) {
-    if (!preverify_ok && store && store->userCtx) {
-        static_cast<WolfsslEngine*>(store->userCtx)->note_verify_error(store->error);
-    }
-    return preverify_ok;
+int io_send(WOLFSSL*, char* buf, int sz, void* ctx) {
+    return static_cast<WolfsslEngine*>(ctx)->io_write(buf, sz);
 }
 
-// ---- the context ----
+// Server ALPN selection is wolfSSL's own (wolfSSL_UseALPN with WOLFSSL_ALPN_FAILED_ON_MISMATCH,
+// set in the engine): it picks our protocol and sends no_application_protocol on a mismatch.
 
-bool parse_groups(const std::string& list, std::vector<int>& out, std::string& error) {
+// Reads what early() needs from the first record, when it holds the whole ClientHello.
+HelloParse parse_client_hello(std::span<const std::uint8_t> in, bool eof, ClientHello& hello) {
+    if (in.empty()) return eof ? HelloParse::unparsed : HelloParse::need_more;
+    if (in[0] != kRecordHandshake) return HelloParse::unparsed;
+    if (in.size() < 9) return eof ? HelloParse::unparsed : HelloParse::need_more;
+    std::size_t record_len = std::size_t{in[3]} << 8 | in[4];
+    if (in[1] != 3 || in[5] != kClientHello) return HelloParse::unparsed;
+    std::size_t msg_len = std::size_t{in[6]} << 16 | std::size_t{in[7]} << 8 | in[8];
+    if (msg_len + 4 > record_len) return HelloParse::unparsed;  // fragmented: wolfSSL's job
+    if (in.size() < 5 + record_len) return eof ? HelloParse::unparsed : HelloParse::need_more;
+    std::span<const std::uint8_t> p = in.subspan(9, msg_len);
+    std::size_t at = 0;
+    auto u8 = [&](std::size_t& v) {
+        return at + 1 <= p.size() ? (v = p[at], at += 1, true) : false;
+    };
+    auto u16 = [&](std::size_t& v) {
+        return at + 2 <= p.size() ? (v = std::size_t{p[at]} << 8 | p[at + 1], at += 2, true)
+                                  : false;
+    };
+    auto skip = [&](std::size_t n) { return at + n <= p.size() ? (at += n, true) : false; };
+    std::size_t v = 0, n = 0;
+    if (!u16(v) || !skip(32)) return HelloParse::unparsed;
+    hello.legacy_version = static_cast<std::uint16_t>(v);
+    if (!u8(n) || !skip(n) || !u16(n) || !skip(n) || !u8(n) || !skip(n)) {
+        return HelloParse::unparsed;
+    }
+    std::size_t ext_total = 0;
+    if (!u16(ext_total)) return HelloParse::ok;  // no extensions
+    std::size_t end = std::min(p.size(), at + ext_total);
+    while (at + 4 <= end) {
+        std::size_t type = 0, len = 0;
+        u16(type);
+        u16(len);
+        if (at + len > end) return HelloParse::unparsed;
+        std::span<const std::uint8_t> ext = p.subspan(at, len);
+        if (type == 0x0010) {  // application_layer_protocol_negotiation
+            hello.alpn = true;
+        } else if (type == 0x000a && len >= 2) {  // supported_groups
+            for (std::size_t i = 2; i + 1 < len; i += 2) {
+                hello.groups.push_back(static_cast<std::uint16_t>(ext[i] << 8 | ext[i + 1]));
+            }
+        } else if (type == 0x002b && len >= 1) {  // supported_versions
+            for (std::size_t i = 1; i + 1 < len; i += 2) {
+                hello.versions.push_back(static_cast<std::uint16_t>(ext[i] << 8 | ext[i + 1]));
+            }
+        }
+        at += len;
+    }
+    return HelloParse::ok;
+}
+
+// Server, before wolfSSL sees the ClientHello: what wolfSSL 5.5.4 gets wrong or cannot do.
+//  - direct TLS insists on ALPN being offered (wolfSSL has no hook that runs after ALPN);
+//  - no common group: wolfSSL answers with an empty HelloRetryRequest instead of an alert;
+//  - no common version: wolfSSL's alert says handshake_failure, not protocol_version.
+bool WolfsslEngine::early(const ClientHello& hello) {
+    const ContextState& st = *state_;
+    bool v12 = st.min_version == Version::tls1_2;
+    bool v13 = st.max_version == Version::tls1_3;
+    bool version_ok = hello.versions.empty()
+                          ? v12 && hello.legacy_version >= 0x0303
+                          : std::any_of(hello.versions.begin(), hello.versions.end(), [&](auto x) {
+                                return (x == 0x0303 && v12) || (x == 0x0304 && v13);
+                            });
+    if (!version_ok) {
+        return refuse(Failure::protocol_version, kAlertProtocolVersion,
+                      "no common TLS version (client offered none this server accepts)");
+    }
+    if (!hello.groups.empty() &&
+        std::none_of(hello.groups.begin(), hello.groups.end(), [&](std::uint16_t g) {
+            return std::find(st.groups.begin(), st.groups.end(), g) != st.groups.end();
+        })) {
+        return refuse(Failure::handshake_failure, kAlertHandshakeFailure,
+                      "no common key exchange group");
+    }
+    if (require_alpn_ && !hello.alpn) {
+        return refuse(Failure::no_alpn, kAlertNoApplicationProtocol,
+                      "client offered no ALPN, which is required here");
+    }
+    return true;
+}
+
+// Chain verification is the library's; this remembers which certificate failed and checks an
+// IP-literal host name against the leaf (wolfSSL_check_domain_name is for DNS names).
+int verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
+    auto* engine = store ? static_cast<WolfsslEngine*>(store->userCtx) : nullptr;
+    if (!engine) return ok;
+    if (!ok) {
+        engine->note_verify_error(store->error, store->error_depth, store->current_cert);
+    } else if (engine->check_ip() && store->error_depth == 0 && store->current_cert &&
+               !x509_matches_ip(store->current_cert, engine->hostname())) {
+        engine->note_verify_error(IPADDR_MISMATCH, 0, store->current_cert);
+        return 0;
+    }
+    return ok;
+}
+
+// ---- 5) the context ----
+bool parse_groups(const std::string& list, std::vector<int>& out) {
     static constexpr struct {
         const char* name;
         int group;
@@ -519,202 +682,183 @@ bool parse_groups(const std::string& list, std::vector<int>& out, std::string& e
         {"P-256", WOLFSSL_ECC_SECP256R1},     {"prime256v1", WOLFSSL_ECC_SECP256R1},
         {"secp256r1", WOLFSSL_ECC_SECP256R1}, {"P-384", WOLFSSL_ECC_SECP384R1},
         {"secp384r1", WOLFSSL_ECC_SECP384R1}, {"P-521", WOLFSSL_ECC_SECP521R1},
-        {"secp521r1", WOLFSSL_ECC_SECP521R1}, {"X448", WOLFSSL_ECC_X448},
-        {"x448", WOLFSSL_ECC_X448},
+        {"secp521r1", WOLFSSL_ECC_SECP521R1},
     };
-    std::stringstream ss(list.empty() ? std::string("X25519:P-256") : list);
+    std::stringstream ss(list);
     std::string item;
     while (std::getline(ss, item, ':')) {
         auto it = std::find_if(std::begin(kGroups), std::end(kGroups),
                                [&](const auto& g) { return item == g.name; });
-        if (it == std::end(kGroups)) {
-            error = "unknown TLS group \"" + item + "\"";
-            return false;
-        }
+        if (it == std::end(kGroups)) return false;
         out.push_back(it->group);
     }
-    if (out.empty()) {
-        error = "empty TLS group list";
-        return false;
-    }
-    return true;
+    return !out.empty();
 }
 
-// Every certificate in a PEM file, in file order.
-bool read_pem_certificates(const std::string& file, std::vector<CertificateInfo>& out,
-                           std::string& error) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        error = "cannot read " + file;
-        return false;
-    }
-    std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
-    static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-    std::size_t pos = 0;
-    while ((pos = pem.find(kBegin, pos)) != std::string::npos) {
-        std::size_t end = pem.find(kEnd, pos);
-        if (end == std::string::npos) break;
-        end += kEnd.size();
-        X509Ptr x{wolfSSL_X509_load_certificate_buffer(
-            reinterpret_cast<const unsigned char*>(pem.data() + pos), static_cast<int>(end - pos),
-            WOLFSSL_FILETYPE_PEM)};
-        if (!x) {
-            error = "cannot parse a certificate in " + file;
-            return false;
+// wolfSSL accepts a list when any one name in it is known; BoringSSL's strict list refuses an
+// unknown name, and so do we: every plain name must be a suite (keywords and !-+ pass).
+bool valid_cipher_list(const std::string& list) {
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ':')) {
+        if (item.empty() || std::strchr("!-+@", item[0])) continue;
+        if (item.find('-') == std::string::npos && item.find('_') == std::string::npos) {
+            continue;  // a keyword: ALL, HIGH, ECDHE...
         }
-        out.push_back({name_to_string(wolfSSL_X509_get_subject_name(x.get())),
-                       asn1_time_to_unix(wolfSSL_X509_get_notAfter(x.get()))});
-        pos = end;
-    }
-    if (out.empty()) {
-        error = "no certificate in " + file;
-        return false;
+        unsigned char s0 = 0, s1 = 0;
+        int flags = 0;
+        if (wolfSSL_get_cipher_suite_from_name(item.c_str(), &s0, &s1, &flags) != 0) return false;
     }
     return true;
 }
 
 class WolfsslContext final : public Context {
   public:
-    static std::unique_ptr<WolfsslContext> create(const Options& opts, std::string& error) {
-        if (opts.min_version > opts.max_version) {
-            error = "min_version is above max_version";
-            return nullptr;
-        }
-        bool server = opts.role == Role::server;
-        // The flexible method negotiates 1.2 and 1.3; the range narrows it.
-        CtxPtr ctx{
-            wolfSSL_CTX_new(server ? wolfSSLv23_server_method() : wolfSSLv23_client_method())};
+    static std::unique_ptr<Context> create(const Options& o, std::string& error) {
+        auto self = std::unique_ptr<WolfsslContext>(new WolfsslContext(o.role));
+        // The flexible method negotiates 1.2 and 1.3; the version range narrows it.
+        WOLFSSL_CTX* ctx = wolfSSL_CTX_new(o.role == Role::server ? wolfSSLv23_server_method()
+                                                                  : wolfSSLv23_client_method());
         if (!ctx) {
-            error = "wolfSSL_CTX_new failed";
+            error = "cannot create TLS context";
             return nullptr;
         }
-        WOLFSSL_CTX* c = ctx.get();
-        int min = opts.min_version == Version::tls1_3 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2;
-        int max = opts.max_version == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
-        if (wolfSSL_CTX_SetMinVersion(c, min) != WOLFSSL_SUCCESS ||
-            wolfSSL_CTX_set_max_proto_version(c, max) != WOLFSSL_SUCCESS) {
-            error = "cannot set the TLS version range";
+        self->ctx_.reset(ctx);
+        auto state = std::make_shared<ContextState>();
+        state->verify = o.verify;
+        state->min_version = o.min_version;
+        state->max_version = o.max_version;
+        auto failed = [&](const std::string& what) {
+            error = what;
             return nullptr;
-        }
-        auto self = std::unique_ptr<WolfsslContext>(new WolfsslContext(std::move(ctx), opts));
+        };
 
-        if (!opts.ciphers.empty()) {
-            // wolfSSL's list replaces the TLS 1.3 suites too; Options::ciphers is about TLS 1.2
-            // (as in BoringSSL), so keep the TLS 1.3 ones unless the list names some itself.
-            std::string list = opts.ciphers;
+        if (o.min_version > o.max_version) {
+            return failed("min_version is above max_version");
+        }
+        if (wolfSSL_CTX_SetMinVersion(
+                ctx, o.min_version == Version::tls1_3 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2) !=
+                WOLFSSL_SUCCESS ||
+            wolfSSL_CTX_set_max_proto_version(
+                ctx, o.max_version == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION) !=
+                WOLFSSL_SUCCESS) {
+            return failed("cannot set TLS versions");
+        }
+        if (!o.ciphers.empty()) {
+            // Keep the TLS 1.3 suites unless the list names some itself.
+            std::string list = o.ciphers;
             if (list.find("TLS13-") == std::string::npos &&
                 list.find("TLS_") == std::string::npos) {
                 list = std::string(kTls13Suites) + ":" + list;
             }
-            if (wolfSSL_CTX_set_cipher_list(c, list.c_str()) != WOLFSSL_SUCCESS) {
-                error = "invalid cipher list \"" + opts.ciphers + "\"";
-                return nullptr;
+            if (!valid_cipher_list(o.ciphers) ||
+                wolfSSL_CTX_set_cipher_list(ctx, list.c_str()) != WOLFSSL_SUCCESS) {
+                return failed("invalid cipher list \"" + o.ciphers + "\"");
             }
         }
-        std::vector<int> groups;
-        if (!parse_groups(opts.groups, groups, error)) return nullptr;
-        if (wolfSSL_CTX_set_groups(c, groups.data(), static_cast<int>(groups.size())) !=
-            WOLFSSL_SUCCESS) {
-            error = "cannot set TLS groups \"" + opts.groups + "\"";
-            return nullptr;
+        const std::string groups = o.groups.empty() ? kDefaultGroups : o.groups;
+        if (!parse_groups(groups, state->groups) ||
+            wolfSSL_CTX_set_groups(ctx, state->groups.data(),
+                                   static_cast<int>(state->groups.size())) != WOLFSSL_SUCCESS) {
+            return failed("invalid group list \"" + groups + "\"");
         }
 
-        if (!opts.cert_file.empty()) {
-            if (wolfSSL_CTX_use_certificate_chain_file(c, opts.cert_file.c_str()) !=
+        if (o.role == Role::server && o.cert_file.empty()) {
+            return failed("a server needs a certificate (cert_file)");
+        }
+        if (!o.cert_file.empty()) {
+            const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
+            if (wolfSSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) !=
                 WOLFSSL_SUCCESS) {
-                error = "cannot load certificate chain " + opts.cert_file;
-                return nullptr;
+                return failed("cannot load certificate chain \"" + o.cert_file + "\"");
             }
-            if (wolfSSL_CTX_use_PrivateKey_file(c, opts.key_file.c_str(), WOLFSSL_FILETYPE_PEM) !=
+            if (wolfSSL_CTX_use_PrivateKey_file(ctx, key.c_str(), WOLFSSL_FILETYPE_PEM) !=
                 WOLFSSL_SUCCESS) {
-                error = "cannot load private key " + opts.key_file;
-                return nullptr;
+                return failed("cannot load private key \"" + key + "\"");
             }
-            if (wolfSSL_CTX_check_private_key(c) != WOLFSSL_SUCCESS) {
-                error = "private key " + opts.key_file + " does not match " + opts.cert_file;
-                return nullptr;
+            if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+                return failed("private key \"" + key + "\" does not match the certificate");
             }
-            if (!read_pem_certificates(opts.cert_file, self->certificates_, error)) return nullptr;
-        } else if (server) {
-            error = "a server needs a certificate and a key";
-            return nullptr;
+            if (!self->load_certificates(o.cert_file)) {
+                return failed("cannot read certificates \"" + o.cert_file + "\"");
+            }
+        }
+        if (o.verify != Verify::none && o.ca_file.empty()) {
+            return failed("certificate verification needs a CA file (ca_file)");
+        }
+        if (!o.ca_file.empty() &&
+            wolfSSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
+            return failed("cannot load CA file \"" + o.ca_file + "\"");
         }
 
-        if (!opts.ca_file.empty() && wolfSSL_CTX_load_verify_locations(
-                                         c, opts.ca_file.c_str(), nullptr) != WOLFSSL_SUCCESS) {
-            error = "cannot load CA file " + opts.ca_file;
-            return nullptr;
-        }
-        int mode = WOLFSSL_VERIFY_NONE;
-        if (opts.verify != Verify::none) {
-            if (opts.ca_file.empty()) {
-                error = "certificate verification needs a CA file";
-                return nullptr;
-            }
-            mode = WOLFSSL_VERIFY_PEER;
-            if (server) mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-        }
-        wolfSSL_CTX_set_verify(c, mode, mode == WOLFSSL_VERIFY_NONE ? nullptr : &verify);
-        if (server) wolfSSL_CTX_set_servername_callback(c, &alpn_select);
-
-        for (const auto& p : opts.alpn) {
+        for (const std::string& p : o.alpn) {
             if (p.empty() || p.size() > 255 || p.find(',') != std::string::npos) {
-                error = "invalid ALPN protocol \"" + p + "\"";
-                return nullptr;
+                return failed("invalid ALPN protocol \"" + p + "\"");
             }
-            if (!self->alpn_.empty()) self->alpn_ += ',';
-            self->alpn_ += p;
+            if (!state->alpn.empty()) state->alpn += ',';
+            state->alpn += p;
         }
+
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+        if (o.role == Role::server) {
+            if (o.verify != Verify::none) {
+                wolfSSL_CTX_set_verify(
+                    ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify);
+            } else {
+                wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, nullptr);
+            }
+        } else {
+            // wolfSSL clients verify by default: sslmode=require must say NONE.
+            if (o.verify == Verify::none) {
+                wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, nullptr);
+            } else {
+                wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify);
+            }
+        }
+        self->state_ = std::move(state);
         return self;
     }
 
     std::unique_ptr<Engine> new_engine(const EngineOptions& opts) override {
-        SslPtr ssl{wolfSSL_new(ctx_.get())};
-        if (!ssl) return nullptr;
-        WOLFSSL* s = ssl.get();
-        if (!alpn_.empty()) {
-            // The client offers its list; the server picks from its own and refuses a client
-            // that offers ALPN without a match (no_application_protocol).
-            int mode = role_ == Role::server ? WOLFSSL_ALPN_FAILED_ON_MISMATCH
-                                             : WOLFSSL_ALPN_CONTINUE_ON_MISMATCH;
-            if (wolfSSL_UseALPN(s, alpn_.data(), static_cast<unsigned>(alpn_.size()), mode) !=
-                WOLFSSL_SUCCESS) {
-                return nullptr;
-            }
-        }
-        if (role_ == Role::client && !opts.hostname.empty()) {
-            bool ip = is_ip_literal(opts.hostname);
-            if (!ip && wolfSSL_UseSNI(s, WOLFSSL_SNI_HOST_NAME, opts.hostname.data(),
-                                      static_cast<unsigned short>(opts.hostname.size())) !=
-                           WOLFSSL_SUCCESS) {
-                return nullptr;
-            }
-            if (verify_ == Verify::chain_and_hostname) {
-                int ok = wolfSSL_check_domain_name(s, opts.hostname.c_str());
-                if (ok != WOLFSSL_SUCCESS) return nullptr;
-            }
-        }
-        return std::make_unique<WolfsslEngine>(std::move(ssl), role_, opts);
+        return std::make_unique<WolfsslEngine>(ctx_.get(), state_, role_, opts);
     }
-
     const std::vector<CertificateInfo>& certificates() const override { return certificates_; }
 
   private:
-    WolfsslContext(CtxPtr ctx, const Options& opts)
-        : ctx_(std::move(ctx)), role_(opts.role), verify_(opts.verify) {}
+    explicit WolfsslContext(Role role) : role_(role) {}
 
-    CtxPtr ctx_;
+    bool load_certificates(const std::string& file) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) return false;
+        std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+        static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+        for (std::size_t pos = 0; (pos = pem.find(kBegin, pos)) != std::string::npos;) {
+            std::size_t end = pem.find(kEnd, pos);
+            if (end == std::string::npos) break;
+            end += kEnd.size();
+            std::unique_ptr<WOLFSSL_X509, X509Free> cert(wolfSSL_X509_load_certificate_buffer(
+                reinterpret_cast<const unsigned char*>(pem.data() + pos),
+                static_cast<int>(end - pos), WOLFSSL_FILETYPE_PEM));
+            if (!cert) return false;
+            certificates_.push_back({x509_name_line(wolfSSL_X509_get_subject_name(cert.get())),
+                                     asn1_time_unix(wolfSSL_X509_get_notAfter(cert.get()))});
+            pos = end;
+        }
+        return !certificates_.empty();
+    }
+
     Role role_;
-    Verify verify_;
-    std::string alpn_;  // comma-separated, as wolfSSL_UseALPN takes it
+    std::unique_ptr<WOLFSSL_CTX, CtxFree> ctx_;
+    std::shared_ptr<const ContextState> state_;
     std::vector<CertificateInfo> certificates_;
 };
 
-// ---- certificate generation ----
+// ---- 6) certificate generation ----
+// Not implemented with wolfCrypt: BoringSSL's module provides gen-cert, so the capability is
+// not claimed here.
 
-// ---- the backend ----
-
+// ---- 7) the backend ----
 class WolfsslBackend final : public Backend {
   public:
     WolfsslBackend() { wolfSSL_Init(); }
@@ -726,8 +870,8 @@ class WolfsslBackend final : public Backend {
     std::unique_ptr<Context> new_context(const Options& opts, std::string& error) override {
         return WolfsslContext::create(opts, error);
     }
-    bool generate_certificates(const CertificateRequest& req, std::string& error) override {
-        error = "the wolfSSL backend cannot generate certificates";
+    bool generate_certificates(const CertificateRequest&, std::string& error) override {
+        error = "the wolfSSL backend cannot generate certificates (use the boringssl backend)";
         return false;
     }
 };
@@ -735,6 +879,7 @@ class WolfsslBackend final : public Backend {
 }  // namespace
 }  // namespace pggw::tls
 
+// ---- 8) the entry point ----
 extern "C" __attribute__((visibility("default"))) pggw::tls::Backend* pggw_tls_backend_v1() {
     static pggw::tls::WolfsslBackend backend;
     return &backend;
