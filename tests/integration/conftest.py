@@ -423,14 +423,17 @@ def error_fields(payload: bytes) -> dict[str, str]:
     return fields
 
 
-def read_until(sock, kinds: bytes, timeout: float = 5) -> list[tuple[bytes, bytes]]:
-    """Messages up to and including the first whose type is in kinds (or an ErrorResponse)."""
+def read_until(sock, kinds: bytes, timeout: float = 5,
+               stop_on_error: bool = True) -> list[tuple[bytes, bytes]]:
+    """Messages up to and including the first whose type is in kinds (or, with stop_on_error,
+    an ErrorResponse: during startup nothing follows one)."""
     sock.settimeout(timeout)
+    wanted = [kinds[i:i + 1] for i in range(len(kinds))]
     msgs = []
     while True:
         kind, payload = read_message(sock)
         msgs.append((kind, payload))
-        if kind in (kinds[i:i + 1] for i in range(len(kinds))) or kind == b"E":
+        if kind in wanted or (stop_on_error and kind == b"E"):
             return msgs
 
 
@@ -510,7 +513,7 @@ def describe(msgs) -> str:
 
 def simple_query(sock, sql: str, timeout: float = 5) -> list[tuple[bytes, bytes]]:
     sock.sendall(query_message(sql))
-    return read_until(sock, b"Z", timeout)
+    return read_until(sock, b"Z", timeout, stop_on_error=False)
 
 
 def scram_session(sock, user: str, password: str, database: str = "appdb", timeout: float = 5):
