@@ -344,6 +344,9 @@ class BoringsslEngine final : public Engine {
         if (out_begin_ == out_.size()) {
             out_.clear();
             out_begin_ = 0;
+        } else if (out_begin_ >= 16 * 1024 && out_begin_ * 2 >= out_.size()) {
+            out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_begin_));
+            out_begin_ = 0;  // the driver sent part of it: drop what is gone
         }
         auto p = reinterpret_cast<const std::uint8_t*>(data);
         out_.insert(out_.end(), p, p + len);

@@ -264,6 +264,33 @@ TEST_P(TlsPair, LargeWrite1MiB) {
     EXPECT_TRUE(got.data == big) << "received " << got.data.size() << " bytes";
 }
 
+TEST_P(TlsPair, PartiallySentOutputThenMoreWrites) {
+    // The socket took only part of output(); more records are queued behind the rest.
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    std::string a = pattern(100 * 1024, 11), b = pattern(70 * 1024, 12);
+    ASSERT_EQ(c.server->write(bytes(a)), Result::ok);
+    std::string got;
+    std::vector<std::uint8_t> buf(20000);
+    auto drain = [&](std::size_t limit) {
+        for (std::size_t moved = 0; moved < limit;) {
+            std::size_t n =
+                transfer(*c.server, *c.client, std::min<std::size_t>(limit - moved, 5000));
+            if (n == 0) break;
+            moved += n;
+            std::size_t r = 0;
+            while (c.client->read(buf, r) == Result::ok) {
+                got.append(reinterpret_cast<const char*>(buf.data()), r);
+            }
+        }
+    };
+    drain(60 * 1024);
+    ASSERT_EQ(c.server->write(bytes(b)), Result::ok);
+    drain(kAll);
+    EXPECT_TRUE(got == a + b) << "received " << got.size() << " bytes";
+    EXPECT_TRUE(c.server->output().empty());
+}
+
 TEST_P(TlsPair, CloseNotify) {
     auto c = conn(server_options(), client_options());
     ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
