@@ -1,0 +1,65 @@
+// The admin HTTP endpoint (Boost.Beast): GET /metrics, /healthz, /readyz.
+//
+//   /metrics  200, text/plain; version=0.0.4 (Registry::scrape)
+//   /healthz  200 while every worker registered with Health answers within 1 s, else 503;
+//             stays 200 during a drain
+//   /readyz   200 when registry.readiness().ready && !registry.readiness().draining, else 503
+//   other     404; a method other than GET/HEAD: 405
+// HTTP/1.1 keep-alive; requests are bounded (8 KiB of headers, 1 KiB of body); a connection
+// idle for 30 s is closed.
+//
+// Wiring (gateway):
+//   boost::asio::io_context admin_ioc;                     // run by one thread of its own
+//   metrics::Health health;
+//   for (auto& w : workers) health.add_worker(w.ioc.get_executor());
+//   metrics::AdminServer admin(admin_ioc, endpoint_from("--metrics-listen"), registry, health);
+//   admin.start();                                         // throws std::system_error if the
+//                                                          // address cannot be bound (logged)
+//   std::thread t([&] { admin_ioc.run(); });
+//   ... on shutdown: admin.stop(); admin_ioc.stop()/join; then stop the workers.
+// registry and health must outlive the io_context's run. The io_context must be driven by a
+// single thread (Health::check counts answers on it without a lock).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "metrics/health.hpp"
+#include "metrics/metrics.hpp"
+
+namespace pggw::metrics {
+
+struct AdminOptions {
+    std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(30);
+    std::chrono::steady_clock::duration health_timeout = std::chrono::seconds(1);
+    std::size_t header_limit = 8 * 1024;
+    std::size_t body_limit = 1024;
+    std::size_t max_connections = 64;
+};
+
+class AdminServer {
+  public:
+    AdminServer(boost::asio::io_context& ioc, boost::asio::ip::tcp::endpoint endpoint,
+                Registry& registry, Health& health, AdminOptions options = {});
+    ~AdminServer();
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    // Binds and listens (logs and throws std::system_error on failure), then accepts on the
+    // io_context. Callable from any thread before or while the io_context runs.
+    void start();
+    // Closes the listener and every open connection (asynchronously, on the io_context).
+    void stop();
+    // The bound address (the real port when started on port 0).
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pggw::metrics

@@ -1,0 +1,133 @@
+// pggw metrics: per-worker shards written without locks, summed into a Prometheus text
+// exposition at scrape time. The metric set is declared once, in metrics/metric_table.hpp.
+//
+// Wiring (gateway):
+//   Registry registry(n_workers, {PGGW_VERSION, "boringssl,wolfssl"});
+//   worker i uses registry.worker(i) from its own thread only;
+//   registry.readiness().ready = true   once listening with a certificate loaded;
+//   registry.readiness().draining = true when a drain starts (/readyz then answers 503);
+//   registry.set_certificates(Leg::client, {...}) on every (re)load.
+// See admin_server.hpp for /metrics, /healthz and /readyz.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "metrics/metric_table.hpp"
+
+namespace prometheus {
+class Collectable;
+class Registry;
+}  // namespace prometheus
+
+namespace pggw::metrics {
+
+// Enum order matches the label value order in metric_table.hpp.
+enum class Leg { client, server };
+enum class HandshakeResult { ok, error, timeout };
+enum class StartupKind { ssl, gssenc, cancel, startup, direct_tls, invalid };
+enum class Direction { client_to_server, server_to_client };
+
+struct CertificateInfo {
+    std::string subject;
+    std::int64_t not_after;  // unix seconds
+};
+
+struct BuildInfo {
+    std::string version;
+    std::string libraries;  // comma-separated TLS libraries compiled in, e.g. "boringssl,wolfssl"
+};
+
+// What /readyz and pggw_ready / pggw_draining report; set by the gateway.
+struct Readiness {
+    std::atomic<bool> ready{false};     // listening, certificate loaded
+    std::atomic<bool> draining{false};  // shutting down: not ready, still healthy
+};
+
+class Registry;
+
+// One per worker thread. Only that worker's thread may call the methods below (single-writer
+// relaxed atomics: no lock, no contended atomic, no data race with the scraper).
+class alignas(64) WorkerMetrics {
+  public:
+    WorkerMetrics() = default;
+    WorkerMetrics(const WorkerMetrics&) = delete;
+    WorkerMetrics& operator=(const WorkerMetrics&) = delete;
+
+    void connection_accepted();
+    void session_started();              // pggw_sessions_active +1
+    void session_ended(double seconds);  // -1, observe pggw_session_duration_seconds
+    void startup_request(StartupKind k);
+    void negotiation_reply(char reply);  // 'S' or 'N' (anything else counts as "other")
+    // library: "boringssl" or "wolfssl" (else "other"). Counts pggw_tls_handshakes_total and
+    // observes pggw_tls_handshake_duration_seconds with the same labels.
+    void tls_handshake(Leg leg, std::string_view library, HandshakeResult r, double seconds);
+    // reason: one of unknown_ca, bad_certificate, certificate_expired, hostname_mismatch,
+    // no_alpn, protocol_version, handshake_failure, not_tls, plaintext_after_sslrequest, eof,
+    // timeout, other; anything else is counted as "other".
+    void tls_handshake_error(Leg leg, std::string_view library, std::string_view reason);
+    // Any strings; at most 32 distinct (leg, version, cipher) per worker, then "other".
+    void tls_session(Leg leg, std::string_view version, std::string_view cipher);
+    void server_connect(double seconds);
+    void server_connect_error(std::string_view reason);  // capped like tls_session
+    void bytes(Direction d, std::uint64_t n);
+    void cancel_request(std::string_view result);  // e.g. forwarded, error (capped)
+    void client_refused(std::string_view reason);  // tls_required, too_many_connections, ...
+    // Optional liveness signal: only needed if the worker is registered with
+    // Health::add_worker(const WorkerMetrics&) (heartbeat mode); then call it at least every
+    // 250 ms from a timer on the worker's event loop.
+    void heartbeat();
+    std::chrono::steady_clock::time_point last_heartbeat() const;
+
+  private:
+    friend class Registry;
+    detail::ShardFields f_;
+    detail::Cell<std::int64_t> heartbeat_ns_;
+};
+
+enum class MetricKind { counter, gauge, histogram };
+
+// One row of the table, for documentation and tests.
+struct MetricDesc {
+    std::string_view name;
+    MetricKind kind;
+    std::string_view help;
+    std::vector<std::string_view> labels;
+};
+const std::vector<MetricDesc>& metric_table();
+
+class Registry {
+  public:
+    Registry(std::size_t workers, BuildInfo info);
+    ~Registry();
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+
+    std::size_t workers() const;
+    WorkerMetrics& worker(std::size_t i);
+    Readiness& readiness();
+
+    // Replaces all series of this leg (old subjects disappear, so expiry alerts clear).
+    // Thread-safe (reload path).
+    void set_certificates(Leg leg, std::vector<CertificateInfo> certs);
+
+    // Prometheus text exposition (version 0.0.4). Thread-safe; sums the shards.
+    std::string scrape();
+
+    // Extra metrics off the hot path: families in this prometheus-cpp registry (mutex-based
+    // Counter/Gauge/Histogram) and any added Collectable are appended to every scrape.
+    prometheus::Registry& extra();
+    void add_collectable(std::weak_ptr<prometheus::Collectable> c);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pggw::metrics

@@ -1,2 +1,0 @@
-// Placeholder: replaced by the metrics library.
-namespace pggw::metrics {}
