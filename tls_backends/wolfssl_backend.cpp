@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include <algorithm>
@@ -135,6 +137,13 @@ std::string error_text(int e) {
     return std::string(buf) + " (" + std::to_string(e) + ")";
 }
 
+std::string alert_text(int alert) {
+    const char* s = wolfSSL_alert_desc_string_long(alert);  // NULL for certificate_required
+    return s                                    ? s
+           : alert == kAlertCertificateRequired ? "certificate required"
+                                                : "alert " + std::to_string(alert);
+}
+
 Failure alert_failure(int alert) {
     switch (alert) {
         case kAlertUnknownCa:
@@ -215,7 +224,7 @@ Failure map_failure(WOLFSSL* ssl, int error, int verify_error, int first_byte, b
     WOLFSSL_ALERT_HISTORY h{};
     wolfSSL_get_alert_history(ssl, &h);
     if (error == FATAL_ERROR && h.last_rx.level == alert_fatal) {
-        reason = std::string("peer sent alert: ") + wolfSSL_alert_desc_string_long(h.last_rx.code);
+        reason = "peer sent alert: " + alert_text(h.last_rx.code);
         return alert_failure(h.last_rx.code);
     }
     // OPENSSL_EXTRA builds report the recv callback's CONN_CLOSE as SSL_ERROR_SYSCALL.
@@ -252,7 +261,7 @@ Failure map_failure(WOLFSSL* ssl, int error, int verify_error, int first_byte, b
             break;
     }
     if (h.last_tx.level == alert_fatal) {
-        reason += std::string(", sent alert: ") + wolfSSL_alert_desc_string_long(h.last_tx.code);
+        reason += ", sent alert: " + alert_text(h.last_tx.code);
         return alert_failure(h.last_tx.code);
     }
     return Failure::other;
@@ -380,6 +389,7 @@ class WolfsslEngine final : public Engine {
             }
             hello_checked_ = true;
         }
+        if (alert_in_clear()) return Result::error;
         wolfSSL_ERR_clear_error();
         int ret = wolfSSL_negotiate(ssl_.get());
         if (ret == WOLFSSL_SUCCESS) {
@@ -474,6 +484,20 @@ class WolfsslEngine final : public Engine {
   private:
     bool early(const ClientHello& hello);
 
+    // OpenSSL peers (libpq) reject a TLS 1.3 certificate with an alert sent before they switch
+    // to handshake keys: a plaintext record that wolfSSL, expecting ciphertext, reports as a
+    // parse error. Encrypted TLS 1.3 records never have the alert type, so take it as it is.
+    bool alert_in_clear() {
+        const std::uint8_t* p = in_.data() + in_begin_;
+        if (in_end_ - in_begin_ < 7 || p[0] != kRecordAlert || p[1] != 3 || p[3] != 0 ||
+            p[4] != 2 || p[5] != 2 /* fatal */) {
+            return false;
+        }
+        in_begin_ += 7;
+        fail(alert_failure(p[6]), "peer sent alert: " + alert_text(p[6]));
+        return true;
+    }
+
     Result outcome(int ret) {
         int err = wolfSSL_get_error(ssl_.get(), ret);
         if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
@@ -494,8 +518,11 @@ class WolfsslEngine final : public Engine {
         // as BoringSSL does: a plaintext fatal alert is still valid at that point.
         WOLFSSL_ALERT_HISTORY h{};
         wolfSSL_get_alert_history(ssl_.get(), &h);
+        // Likewise a TLS 1.2 server refusing a client without a certificate (still in the clear:
+        // its ChangeCipherSpec comes later), with handshake_failure as BoringSSL sends.
+        bool tls12_no_cert = err == NO_PEER_CERT && wolfSSL_version(ssl_.get()) == TLS1_2_VERSION;
         if (!handshake_done_ && h.last_tx.level != alert_fatal && h.last_rx.level != alert_fatal &&
-            (f == Failure::protocol_version || f == Failure::handshake_failure)) {
+            (f == Failure::protocol_version || f == Failure::handshake_failure || tls12_no_cert)) {
             refuse(f,
                    f == Failure::protocol_version ? kAlertProtocolVersion : kAlertHandshakeFailure,
                    std::move(reason));
@@ -712,6 +739,41 @@ bool valid_cipher_list(const std::string& list) {
     return true;
 }
 
+// wolfSSL_CTX_check_private_key compares only the key type for ECDSA keys (RSA: the modulus):
+// compare the public point of the key with the leaf certificate's.
+bool ecc_key_matches_certificate(const std::string& cert_file, const std::string& key_file) {
+    std::ifstream in(key_file, std::ios::binary);
+    std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<unsigned char> der(pem.size() + 1);
+    int der_len = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(pem.data()),
+                                 static_cast<int>(pem.size()), der.data(),
+                                 static_cast<int>(der.size()), nullptr);
+    if (der_len <= 0) return true;  // not for us to judge: wolfSSL loaded it
+    ecc_key priv, pub;
+    wc_ecc_init(&priv);
+    wc_ecc_init(&pub);
+    unsigned char a[160], b[160];
+    word32 a_len = sizeof a, b_len = sizeof b, idx = 0;
+    bool result = true;
+    if (wc_EccPrivateKeyDecode(der.data(), &idx, &priv, static_cast<word32>(der_len)) == 0) {
+        std::unique_ptr<WOLFSSL_X509, X509Free> leaf(
+            wolfSSL_X509_load_certificate_file(cert_file.c_str(), WOLFSSL_FILETYPE_PEM));
+        unsigned char spki[512];
+        int spki_len = sizeof spki;
+        word32 spki_idx = 0;
+        result = leaf &&
+                 wolfSSL_X509_get_pubkey_buffer(leaf.get(), spki, &spki_len) == WOLFSSL_SUCCESS &&
+                 wc_EccPublicKeyDecode(spki, &spki_idx, &pub, static_cast<word32>(spki_len)) == 0 &&
+                 wc_ecc_make_pub(&priv, nullptr) == 0 &&
+                 wc_ecc_export_x963(&priv, a, &a_len) == 0 &&
+                 wc_ecc_export_x963(&pub, b, &b_len) == 0 && a_len == b_len &&
+                 std::memcmp(a, b, a_len) == 0;
+    }
+    wc_ecc_free(&priv);
+    wc_ecc_free(&pub);
+    return result;
+}
+
 class WolfsslContext final : public Context {
   public:
     static std::unique_ptr<Context> create(const Options& o, std::string& error) {
@@ -776,7 +838,8 @@ class WolfsslContext final : public Context {
                 WOLFSSL_SUCCESS) {
                 return failed("cannot load private key \"" + key + "\"");
             }
-            if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+            if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
+                !ecc_key_matches_certificate(o.cert_file, key)) {
                 return failed("private key \"" + key + "\" does not match the certificate");
             }
             if (!self->load_certificates(o.cert_file)) {
