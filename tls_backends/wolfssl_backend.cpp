@@ -200,10 +200,12 @@ Failure verify_failure(int v) {
 //
 // error: wolfSSL_get_error()'s answer; verify_error: the first certificate error the verify
 // callback saw (0 if none); first_byte: the first byte the peer sent while the handshake was
-// running (-1 if none); transport_eof: the driver reported EOF; hostname: what verify-full
-// checked, for the text.
+// running (-1 if none); transport_eof: the driver reported EOF; plain_alert: the alert of an
+// unencrypted alert record that failed to decrypt, else -1 (OpenSSL clients, libpq among
+// them, send their TLS 1.3 certificate verification alerts before switching to handshake
+// keys); hostname: what verify-full checked, for the text.
 Failure map_failure(WOLFSSL* ssl, int error, int verify_error, int first_byte, bool transport_eof,
-                    const std::string& hostname, std::string& reason) {
+                    int plain_alert, const std::string& hostname, std::string& reason) {
     // A TLS stream starts with a handshake (or alert) record; anything else (an HTTP request,
     // a second SSLRequest, a StartupMessage) is not TLS at all.
     if (first_byte >= 0 && first_byte != kRecordHandshake && first_byte != kRecordAlert) {
@@ -226,6 +228,11 @@ Failure map_failure(WOLFSSL* ssl, int error, int verify_error, int first_byte, b
     if (error == FATAL_ERROR && h.last_rx.level == alert_fatal) {
         reason = "peer sent alert: " + alert_text(h.last_rx.code);
         return alert_failure(h.last_rx.code);
+    }
+    if (plain_alert >= 0 && (error == PARSE_ERROR || error == DECRYPT_ERROR ||
+                             error == VERIFY_MAC_ERROR || error == BUFFER_ERROR)) {
+        reason = "peer sent alert: " + alert_text(plain_alert) + " (unencrypted)";
+        return alert_failure(plain_alert);
     }
     // OPENSSL_EXTRA builds report the recv callback's CONN_CLOSE as SSL_ERROR_SYSCALL.
     if (error == WOLFSSL_ERROR_SYSCALL || error == SOCKET_PEER_CLOSED_E ||
@@ -389,7 +396,6 @@ class WolfsslEngine final : public Engine {
             }
             hello_checked_ = true;
         }
-        if (alert_in_clear()) return Result::error;
         wolfSSL_ERR_clear_error();
         int ret = wolfSSL_negotiate(ssl_.get());
         if (ret == WOLFSSL_SUCCESS) {
@@ -455,6 +461,9 @@ class WolfsslEngine final : public Engine {
         if (out_begin_ == out_.size()) {
             out_.clear();
             out_begin_ = 0;
+        } else if (out_begin_ >= 16 * 1024 && out_begin_ * 2 >= out_.size()) {
+            out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_begin_));
+            out_begin_ = 0;  // the driver sent part of it: drop what is gone
         }
         auto p = reinterpret_cast<const std::uint8_t*>(data);
         out_.insert(out_.end(), p, p + len);
@@ -484,20 +493,6 @@ class WolfsslEngine final : public Engine {
   private:
     bool early(const ClientHello& hello);
 
-    // OpenSSL peers (libpq) reject a TLS 1.3 certificate with an alert sent before they switch
-    // to handshake keys: a plaintext record that wolfSSL, expecting ciphertext, reports as a
-    // parse error. Encrypted TLS 1.3 records never have the alert type, so take it as it is.
-    bool alert_in_clear() {
-        const std::uint8_t* p = in_.data() + in_begin_;
-        if (in_end_ - in_begin_ < 7 || p[0] != kRecordAlert || p[1] != 3 || p[3] != 0 ||
-            p[4] != 2 || p[5] != 2 /* fatal */) {
-            return false;
-        }
-        in_begin_ += 7;
-        fail(alert_failure(p[6]), "peer sent alert: " + alert_text(p[6]));
-        return true;
-    }
-
     Result outcome(int ret) {
         int err = wolfSSL_get_error(ssl_.get(), ret);
         if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
@@ -509,7 +504,7 @@ class WolfsslEngine final : public Engine {
         }
         std::string reason;
         Failure f = map_failure(ssl_.get(), err, verify_error_, handshake_done_ ? -1 : first_byte_,
-                                eof_, hostname_, reason);
+                                eof_, plain_alert(), hostname_, reason);
         if (verify_error_ != 0 && verify_error_ != DOMAIN_NAME_MISMATCH &&
             verify_error_ != IPADDR_MISMATCH) {
             reason += verify_detail_;
@@ -531,6 +526,17 @@ class WolfsslEngine final : public Engine {
         }
         wolfSSL_ERR_clear_error();
         return Result::error;
+    }
+    // If the last bytes the library consumed were a plaintext alert record (15 03 0x 00 02
+    // level description), its description; else -1. wolfSSL stops after the record header.
+    int plain_alert() const {
+        for (std::size_t consumed : {std::size_t{7}, std::size_t{5}}) {
+            if (in_begin_ < consumed || in_begin_ - consumed + 7 > in_end_) continue;
+            const std::uint8_t* rec = in_.data() + in_begin_ - consumed;
+            bool alert = rec[0] == kRecordAlert && rec[1] == 3 && rec[3] == 0 && rec[4] == 2;
+            if (alert && rec[5] == alert_fatal) return rec[6];
+        }
+        return -1;
     }
     void fail(Failure f, std::string reason) {
         failure_ = f;
