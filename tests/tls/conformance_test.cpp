@@ -420,6 +420,16 @@ TEST_P(TlsPair, WrongHostname) {
     EXPECT_EQ(c.server->failure(), Failure::bad_certificate) << describe(*c.server);
 }
 
+TEST_P(TlsPair, VerifyFullWithoutHostnameFails) {
+    // verify-full with no name to check must never degrade to verify-ca.
+    auto c = conn(server_options(), client_options(), {}, EngineOptions{});
+    ASSERT_TRUE(c.ok());
+    auto r = run_handshake(*c.server, *c.client);
+    EXPECT_EQ(r.client, Result::error);
+    EXPECT_NE(c.client->failure(), Failure::none);
+    EXPECT_FALSE(c.client->failure_reason().empty());
+}
+
 TEST_P(TlsPair, VerifyCaIgnoresHostname) {
     auto c = conn(server_options(), client_options(Verify::chain), {}, host("db.example.com"));
     ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
