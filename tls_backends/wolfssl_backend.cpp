@@ -407,6 +407,11 @@ class WolfsslEngine final : public Engine {
         int ret = wolfSSL_negotiate(ssl_.get());
         if (ret == WOLFSSL_SUCCESS) {
             finish_handshake();
+            if (role_ == Role::server && require_alpn_ && info_.alpn.empty()) {
+                // A ClientHello early() could not read (fragmented): refuse it now.
+                fail(Failure::no_alpn, "client offered no ALPN, which is required here");
+                return Result::error;
+            }
             return Result::ok;
         }
         return outcome(ret);
@@ -623,7 +628,9 @@ HelloParse parse_client_hello(std::span<const std::uint8_t> in, bool eof, Client
     std::size_t record_len = std::size_t{in[3]} << 8 | in[4];
     if (in[1] != 3 || in[5] != kClientHello) return HelloParse::unparsed;
     std::size_t msg_len = std::size_t{in[6]} << 16 | std::size_t{in[7]} << 8 | in[8];
-    if (msg_len + 4 > record_len) return HelloParse::unparsed;  // fragmented: wolfSSL's job
+    if (record_len > 16 * 1024 + 256 || msg_len + 4 > record_len) {
+        return HelloParse::unparsed;  // oversized, or fragmented over records: wolfSSL's job
+    }
     if (in.size() < 5 + record_len) return eof ? HelloParse::unparsed : HelloParse::need_more;
     std::span<const std::uint8_t> p = in.subspan(9, msg_len);
     std::size_t at = 0;
