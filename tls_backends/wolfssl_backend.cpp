@@ -355,18 +355,19 @@ class WolfsslEngine final : public Engine {
     }
 
     std::span<std::uint8_t> input_space() override {
-        if (in_.empty()) in_.resize(kInputCapacity);
+        if (!in_) in_.reset(new std::uint8_t[kInputCapacity]);  // not zeroed: no need
         if (in_begin_ == in_end_) {
             in_begin_ = in_end_ = 0;
-        } else if (in_end_ == in_.size() && in_begin_ > 0) {
-            std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+        } else if (in_end_ == kInputCapacity && in_begin_ > 0) {
+            std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
             in_end_ -= in_begin_;
             in_begin_ = 0;
         }
-        return {in_.data() + in_end_, in_.size() - in_end_};
+        return {in_.get() + in_end_, kInputCapacity - in_end_};
     }
     void commit_input(std::size_t n) override {
-        n = std::min(n, in_.size() - in_end_);
+        if (!in_) return;
+        n = std::min(n, kInputCapacity - in_end_);
         if (first_byte_ < 0 && n > 0) first_byte_ = in_[in_end_];
         in_end_ += n;
     }
@@ -391,7 +392,7 @@ class WolfsslEngine final : public Engine {
         if (handshake_done_) return Result::ok;
         if (role_ == Role::server && !hello_checked_) {
             ClientHello hello;
-            auto span = std::span<const std::uint8_t>(in_.data() + in_begin_, in_end_ - in_begin_);
+            auto span = std::span<const std::uint8_t>(in_.get() + in_begin_, in_end_ - in_begin_);
             switch (parse_client_hello(span, eof_, hello)) {
                 case HelloParse::need_more:
                     return Result::want_input;
@@ -465,7 +466,7 @@ class WolfsslEngine final : public Engine {
         std::size_t avail = in_end_ - in_begin_;
         if (avail == 0) return eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
         std::size_t n = std::min(avail, static_cast<std::size_t>(len));
-        std::memcpy(out, in_.data() + in_begin_, n);
+        std::memcpy(out, in_.get() + in_begin_, n);
         in_begin_ += n;
         return static_cast<int>(n);
     }
@@ -544,7 +545,7 @@ class WolfsslEngine final : public Engine {
     int plain_alert() const {
         for (std::size_t consumed : {std::size_t{7}, std::size_t{5}}) {
             if (in_begin_ < consumed || in_begin_ - consumed + 7 > in_end_) continue;
-            const std::uint8_t* rec = in_.data() + in_begin_ - consumed;
+            const std::uint8_t* rec = in_.get() + in_begin_ - consumed;
             bool alert = rec[0] == kRecordAlert && rec[1] == 3 && rec[3] == 0 && rec[4] == 2;
             if (alert && rec[5] == alert_fatal) return rec[6];
         }
@@ -597,7 +598,7 @@ class WolfsslEngine final : public Engine {
     bool shutdown_sent_ = false;
     bool eof_ = false;
     int first_byte_ = -1;
-    std::vector<std::uint8_t> in_;
+    std::unique_ptr<std::uint8_t[]> in_;  // kInputCapacity bytes once input_space() is asked
     std::size_t in_begin_ = 0, in_end_ = 0;
     std::vector<std::uint8_t> out_;
     std::size_t out_begin_ = 0;
