@@ -83,6 +83,18 @@ bool is_ip_literal(const std::string& host) {
            inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
+// libpq's rule for an IP-literal host: with no dNSName or iPAddress subjectAltName at all, the
+// CN is compared as text (BoringSSL's X509_check_ip never looks at the CN).
+bool ip_host_matches_common_name(X509* cert, const std::string& host) {
+    bssl::UniquePtr<GENERAL_NAMES> sans(static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+    for (std::size_t i = 0; sans && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+        int type = sk_GENERAL_NAME_value(sans.get(), i)->type;
+        if (type == GEN_DNS || type == GEN_IPADD) return false;
+    }
+    return x509_common_name(X509_get_subject_name(cert)) == host;
+}
+
 // The first queued library error, preferring one from libssl; clears the queue.
 uint32_t take_error() {
     uint32_t first = 0, ssl_first = 0;
@@ -373,6 +385,7 @@ class BoringsslEngine final : public Engine {
         noted_ = f;
         noted_reason_ = std::move(reason);
     }
+    const std::string& hostname() const { return hostname_; }
     void note_verify_error(int depth, X509* cert) {
         if (verify_detail_.empty() && cert) {
             verify_detail_ = " (depth " + std::to_string(depth) + ", subject \"" +
@@ -520,15 +533,22 @@ ssl_select_cert_result_t early(const SSL_CLIENT_HELLO* hello) {
     return ssl_select_cert_success;
 }
 
-// Chain verification is the library's; this only remembers which certificate failed.
+// Chain verification is the library's; this remembers which certificate failed, and adds
+// libpq's CN fallback for IP-literal hosts.
 int verify(int ok, X509_STORE_CTX* store) {
     if (!ok) {
         auto* ssl = static_cast<SSL*>(
             X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-        if (ssl) {
-            engine_of(ssl)->note_verify_error(X509_STORE_CTX_get_error_depth(store),
-                                              X509_STORE_CTX_get_current_cert(store));
+        if (!ssl) return ok;
+        BoringsslEngine* engine = engine_of(ssl);
+        int depth = X509_STORE_CTX_get_error_depth(store);
+        X509* cert = X509_STORE_CTX_get_current_cert(store);
+        if (X509_STORE_CTX_get_error(store) == X509_V_ERR_IP_ADDRESS_MISMATCH && depth == 0 &&
+            cert && ip_host_matches_common_name(cert, engine->hostname())) {
+            X509_STORE_CTX_set_error(store, X509_V_OK);
+            return 1;
         }
+        engine->note_verify_error(depth, cert);
     }
     return ok;
 }

@@ -459,6 +459,21 @@ TEST_P(TlsPair, CommonNameFallback) {
     EXPECT_EQ(bad.client->failure(), Failure::hostname_mismatch) << describe(*bad.client);
 }
 
+TEST_P(TlsPair, CommonNameFallbackForIpHost) {
+    // libpq: no dNSName/iPAddress subjectAltName at all, so the CN is compared as text.
+    auto c = conn(server_options("server-cn-ip"), client_options(), {}, host("127.0.0.1"));
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    auto bad = conn(server_options("server-cn-ip"), client_options(), {}, host("127.0.0.2"));
+    ASSERT_TRUE(bad.ok());
+    run_handshake(*bad.server, *bad.client);
+    EXPECT_EQ(bad.client->failure(), Failure::hostname_mismatch) << describe(*bad.client);
+    // A certificate with iPAddress SANs is never matched through its CN.
+    auto san = conn(server_options("server"), client_options(), {}, host("127.0.0.2"));
+    ASSERT_TRUE(san.ok());
+    run_handshake(*san.server, *san.client);
+    EXPECT_EQ(san.client->failure(), Failure::hostname_mismatch) << describe(*san.client);
+}
+
 TEST_P(TlsPair, CertificateChain) {
     // Leaf signed by an intermediate that the server sends; the client trusts only the root.
     auto c = conn(server_options("server-chain"), client_options());
