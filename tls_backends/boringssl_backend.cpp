@@ -432,7 +432,7 @@ class BoringsslEngine final : public Engine {
         const uint8_t* alpn = nullptr;
         unsigned alpn_len = 0;
         SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-        info_.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+        if (alpn) info_.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
         if (SSL_is_server(ssl)) {
             if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) {
                 info_.sni = sni;
