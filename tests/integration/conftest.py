@@ -63,7 +63,8 @@ def tls_backends() -> list[str]:
 # ---------------------------------------------------------------------------------------
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now (bind to 0 and release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -162,6 +163,8 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 ssl = off
+# A backend notices within 200 ms that pggw closed its connection (tests of session teardown).
+client_connection_check_interval = 200
 """)
         (self.data / "pg_hba.conf").write_text(
             "local all all trust\n"
@@ -236,7 +239,7 @@ class Pggw:
         cmd = [str(PGGW_BIN)]
         args = list(args)
         if listen and "--listen" not in args:
-            cmd += ["--listen", f"{host}:{self.port}"]
+            cmd += ["--listen", f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"]
         if backend and "--backend" not in args:
             cmd += ["--backend", backend]
         if "--metrics-listen" not in args:

@@ -18,8 +18,9 @@ import pytest
 from conftest import (ALICE_PASSWORD, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, assert_ready,
                       clean_client_env, client_context, connect, conninfo, describe,
                       error_fields, free_port, gen_cert, make_ca, make_leaf, parse_messages,
-                      psql, recv_all_until_close, run, simple_query,
-                      ssl_request, startup_message, starttls, tls_backends, trust_session)
+                      psql, query_message, read_until, recv_all_until_close, recv_exact, run,
+                      simple_query, ssl_request, startup_message, starttls, threads_run,
+                      tls_backends, trust_session, cancel_request, gssenc_request)
 
 LIBS = tls_backends()
 MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -348,6 +349,62 @@ def test_direct_tls_refused_when_client_tls_disabled(lib, gateways, certs):
                 raise ConnectionError("closed")
 
 
+def test_gssenc_then_ssl_request(lib, gateways, certs):
+    """libpq with gssencmode=prefer and Kerberos credentials: GSSENCRequest 'N', then SSLRequest."""
+    gw = gateways(lib, "require")
+    s = connect(gw.addr)
+    s.sendall(gssenc_request())
+    assert recv_exact(s, 1) == b"N"
+    s.sendall(ssl_request())
+    assert recv_exact(s, 1) == b"S"
+    with client_context(certs.ca).wrap_socket(s, server_hostname="localhost") as t:
+        msgs, _ = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+
+
+def test_ssl_request_inside_tls_refused(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    with starttls(gw.addr, client_context(certs.ca)) as t:
+        t.sendall(ssl_request())
+        data = recv_all_until_close(t, 5)
+    msgs = parse_messages(data)
+    assert not any(k == b"R" for k, _ in msgs), describe(msgs)
+    assert msgs and msgs[0][0] == b"E", data[:80]
+
+
+def test_handshake_timeout_covers_tls(lib, gateways, certs):
+    """--handshake-timeout 1: a client that stalls after 'S' (no ClientHello), or after the TLS
+    handshake (no StartupMessage), is closed within ~1 s."""
+    gw = gateways(lib, "require", "--handshake-timeout", "1")
+    with connect(gw.addr) as s:
+        s.sendall(ssl_request())
+        assert recv_exact(s, 1) == b"S"
+        t0 = time.monotonic()
+        recv_all_until_close(s, 5)
+        assert time.monotonic() - t0 < 2.5
+    t0 = time.monotonic()
+    with starttls(gw.addr, client_context(certs.ca)) as t:
+        data = recv_all_until_close(t, 5)
+    assert time.monotonic() - t0 < 2.5
+    assert not any(k == b"R" for k, _ in parse_messages(data))
+
+
+def test_many_concurrent_tls_sessions(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca)
+
+    def one(i):
+        with starttls(gw.addr, ctx) as t:
+            msgs, _ = trust_session(t, "bob", "appdb", timeout=15)
+            assert_ready(msgs)
+            out = simple_query(t, f"select {i}, repeat('q', 20000)", timeout=15)
+            rows = [p for k, p in out if k == b"D"]
+            assert rows and rows[0].endswith(b"q" * 20000), describe(out)
+            t.sendall(TERMINATE)
+
+    threads_run(one, [(i,) for i in range(60)], parallel=20)
+
+
 # --------------------------------------------------------------------------------------
 # Cancel and load over TLS
 # --------------------------------------------------------------------------------------
@@ -367,6 +424,25 @@ def test_cancel_through_tls_session(lib, gateways):
         assert time.monotonic() - t0 < 5
     finally:
         conn.close()
+
+
+def test_cancel_request_inside_tls(lib, gateways, certs):
+    """Newer clients (libpq 17) send the CancelRequest inside TLS on a fresh connection."""
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca)
+    with starttls(gw.addr, ctx) as t:
+        msgs, key = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+        t.sendall(query_message("select pg_sleep(30)"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with starttls(gw.addr, ctx) as c:
+            c.sendall(cancel_request(*key))
+            assert recv_all_until_close(c, 5) == b""
+        out = read_until(t, b"Z", 5, stop_on_error=False)
+        err = [p for k, p in out if k == b"E"]
+        assert err and error_fields(err[0])["C"] == "57014", describe(out)
+        assert time.monotonic() - t0 < 5
 
 
 def test_pgbench_over_tls(lib, gateways, cluster):

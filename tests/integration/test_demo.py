@@ -76,7 +76,7 @@ def test_demo_script(tmp_path):
         return "\n".join(output)
 
     try:
-        assert got_line.wait(90), f"no psql line printed within 90 s:\n{transcript()}"
+        assert got_line.wait(60), f"no psql line printed within 60 s:\n{transcript()}"
         psql_lines = [l.strip() for l in output if l.lstrip().startswith("psql ")]
         assert psql_lines, f"script ended without printing a psql line:\n{transcript()}"
         line = psql_lines[0]
@@ -106,7 +106,7 @@ def test_demo_script(tmp_path):
         assert not port_open(pg_port), f"PostgreSQL still listens after demo.sh exited:\n" \
                                        f"{transcript()}"
         assert not port_open(port), "pggw still listens after demo.sh exited"
-        left = processes_mentioning(str(demo_dir))
+        left = processes_mentioning(str(demo_dir)) + processes_mentioning(f"-p {pg_port} ")
         assert not left, f"processes left behind: {left}"
     finally:
         if proc.poll() is None:

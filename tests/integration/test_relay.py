@@ -16,7 +16,7 @@ import pytest
 
 from conftest import (ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
                       closing_all, connect, conninfo, describe, error_fields, free_port, psql,
-                      query_message,
+                      parse_messages, query_message,
                       read_until, recv_all_until_close, run, scram_session, simple_query,
                       startup_message, threads_run, trust_session)
 
@@ -209,6 +209,78 @@ def test_pgbench_select_only(gw, cluster):
     assert m and int(m.group(1)) > 0, r.stdout
     m = re.search(r"number of failed transactions: (\d+)", r.stdout)
     assert m and int(m.group(1)) == 0, r.stdout
+    # Extended protocol (Parse/Bind/Execute, prepared statements) too.
+    r = run([PGBENCH, "-S", "-M", "prepared", "-T", "2", "-c", "2", "-h", gw.host, "-p",
+             str(gw.port), "-U", "bob", "appdb"], timeout=60,
+            env=clean_client_env(PGSSLMODE="disable"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"number of failed transactions: (\d+)", r.stdout)
+    assert m and int(m.group(1)) == 0, r.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Session teardown in both directions
+# --------------------------------------------------------------------------------------
+def _backend_alive(cluster, pid) -> bool:
+    return cluster.sql(f"select count(*) from pg_stat_activity where pid = {pid}") == "1"
+
+
+def test_client_vanishes_mid_query_server_session_ends(gw, cluster):
+    s = connect(gw.addr)
+    msgs, key = trust_session(s, "bob", "appdb")
+    assert_ready(msgs)
+    pid = key[0]
+    s.sendall(query_message("select pg_sleep(30)"))
+    time.sleep(0.3)
+    assert _backend_alive(cluster, pid)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST, no Terminate
+    deadline = time.monotonic() + 5
+    while _backend_alive(cluster, pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _backend_alive(cluster, pid), "PostgreSQL backend outlived its client by 5 s"
+
+
+def test_server_terminates_session_client_sees_fatal(gw, cluster):
+    with connect(gw.addr) as s:
+        msgs, key = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        assert cluster.sql(f"select pg_terminate_backend({key[0]})") == "t"
+        data = recv_all_until_close(s, 5)
+        msgs = parse_messages(data)
+        assert msgs and msgs[0][0] == b"E", data[:80]
+        assert error_fields(msgs[0][1])["C"] == "57P01", describe(msgs)
+    lines = gw.wait_log(r"reason=", timeout=3)
+    assert lines, gw.log_text()
+
+
+def test_startup_parameters_pass_through(gw):
+    r = psql(dsn(gw, "bob", application_name="it-app", options="-c search_path=it_schema"),
+             "show application_name", "show search_path")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["it-app", "it_schema"], r.stdout
+
+
+def test_pipelined_queries_in_one_write(gw):
+    with connect(gw.addr) as s:
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        s.sendall(b"".join(query_message(f"select {i}") for i in range(100)))
+        for i in range(100):
+            out = read_until(s, b"Z", 5, stop_on_error=False)
+            rows = [p for k, p in out if k == b"D"]
+            assert rows and rows[0].endswith(str(i).encode()), describe(out)
+
+
+def test_ipv6_and_multiple_listen(pggw, cluster):
+    p4, p6 = free_port(), free_port("::1")
+    g = pggw("--client-tls", "disable", "--listen", f"127.0.0.1:{p4}", "--listen", f"[::1]:{p6}",
+             backend=cluster.addr, port=p4, listen=False)
+    for host, port in (("127.0.0.1", p4), ("::1", p6)):
+        r = psql(conninfo(host=host, port=port, user="bob", dbname="appdb", sslmode="disable"),
+                 "select inet_client_addr() is not null")
+        assert r.returncode == 0, f"{host}: {r.stderr}\n{g.log_text()}"
+        assert r.stdout.strip() == "t"
 
 
 # --------------------------------------------------------------------------------------

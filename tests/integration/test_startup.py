@@ -113,6 +113,18 @@ def test_bytes_pipelined_behind_gssenc_request_close(gw):
         assert_closed_without_auth(s, allowed_first=b"N")
 
 
+def test_protocol_3_2_startup_negotiated_down(gw):
+    """A PostgreSQL 18 client asks for protocol 3.2; PostgreSQL 15 answers
+    NegotiateProtocolVersion ('v') and carries on in 3.0. pggw stays out of the way."""
+    body = struct.pack("!i", (3 << 16) | 2) + b"user\0bob\0database\0appdb\0\0"
+    with connect(gw.addr) as s:
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        msgs = read_until(s, b"Z", 5)
+        kinds = [k for k, _ in msgs]
+        assert b"v" in kinds, describe(msgs)
+        assert kinds[-1] == b"Z", describe(msgs)
+
+
 # --------------------------------------------------------------------------------------
 # Malformed first packets
 # --------------------------------------------------------------------------------------
