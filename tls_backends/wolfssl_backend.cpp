@@ -37,7 +37,10 @@
 namespace pggw::tls {
 namespace {
 
-// Room for one full TLS record (16 KiB of plaintext + expansion + header) per socket read.
+// The input buffer starts small (idle sessions are most of them, and their messages are small)
+// and grows once to room for one full TLS record (16 KiB + expansion + header) the first time
+// a socket read fills it.
+constexpr std::size_t kInputInitial = 4 * 1024;
 constexpr std::size_t kInputCapacity = 17 * 1024;
 // An output buffer that grew past this (a large write) is released once drained.
 constexpr std::size_t kOutputKeepCapacity = 256 * 1024;
@@ -355,21 +358,29 @@ class WolfsslEngine final : public Engine {
     }
 
     std::span<std::uint8_t> input_space() override {
-        if (!in_) in_.reset(new std::uint8_t[kInputCapacity]);  // not zeroed: no need
-        if (in_begin_ == in_end_) {
-            in_begin_ = in_end_ = 0;
-        } else if (in_end_ == kInputCapacity && in_begin_ > 0) {
+        if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+        if (!in_ || (in_full_ && in_capacity_ < kInputCapacity)) {
+            std::size_t capacity = in_ ? kInputCapacity : kInputInitial;
+            std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);  // not zeroed
+            if (in_end_ > in_begin_) {
+                std::memcpy(bigger.get(), in_.get() + in_begin_, in_end_ - in_begin_);
+            }
+            in_end_ -= in_begin_;
+            in_begin_ = 0;
+            in_ = std::move(bigger);
+            in_capacity_ = capacity;
+        } else if (in_end_ == in_capacity_ && in_begin_ > 0) {
             std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
             in_end_ -= in_begin_;
             in_begin_ = 0;
         }
-        return {in_.get() + in_end_, kInputCapacity - in_end_};
+        return {in_.get() + in_end_, in_capacity_ - in_end_};
     }
     void commit_input(std::size_t n) override {
-        if (!in_) return;
-        n = std::min(n, kInputCapacity - in_end_);
+        n = std::min(n, in_capacity_ - in_end_);
         if (first_byte_ < 0 && n > 0) first_byte_ = in_[in_end_];
         in_end_ += n;
+        if (in_end_ == in_capacity_) in_full_ = true;  // the peer may have had more to give
     }
     std::span<const std::uint8_t> output() const override {
         return {out_.data() + out_begin_, out_.size() - out_begin_};
@@ -598,8 +609,9 @@ class WolfsslEngine final : public Engine {
     bool shutdown_sent_ = false;
     bool eof_ = false;
     int first_byte_ = -1;
-    std::unique_ptr<std::uint8_t[]> in_;  // kInputCapacity bytes once input_space() is asked
-    std::size_t in_begin_ = 0, in_end_ = 0;
+    std::unique_ptr<std::uint8_t[]> in_;  // allocated by the first input_space()
+    std::size_t in_capacity_ = 0, in_begin_ = 0, in_end_ = 0;
+    bool in_full_ = false;
     std::vector<std::uint8_t> out_;
     std::size_t out_begin_ = 0;
     HandshakeInfo info_;
