@@ -82,6 +82,13 @@ def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing accepts on {host}:{port} after {timeout}s")
 
 
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
 def clean_client_env(home: Path | str | None = None, **extra) -> dict:
     """Environment for libpq clients: no PG* variables leaking in, no ~/.postgresql files."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

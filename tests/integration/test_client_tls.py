@@ -5,7 +5,9 @@ certificate are made here with the openssl CLI (OpenSSL in the test process only
 Clients: psql/libpq 15, psycopg2, pgbench, openssl s_client, Python ssl for raw bytes.
 """
 import re
+import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -20,7 +22,8 @@ from conftest import (ALICE_PASSWORD, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, 
                       error_fields, free_port, gen_cert, make_ca, make_leaf, parse_messages,
                       psql, query_message, read_until, recv_all_until_close, recv_exact, run,
                       simple_query, ssl_request, startup_message, starttls, threads_run,
-                      tls_backends, trust_session, cancel_request, gssenc_request)
+                      tls_backends, trust_session, cancel_request, gssenc_request,
+                      read_message, rss_bytes)
 
 LIBS = tls_backends()
 MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -143,6 +146,8 @@ def test_plaintext_startup_refused_with_28000(lib, gateways, server):
     assert f["C"] == "28000", f
     assert re.search(r"SSL|TLS", f["M"]), f
     assert not any(k == b"R" for k, _ in msgs)
+    # The refusal is logged with the peer's address.
+    assert gw.wait_log(r"127\.0\.0\.1:\d+", timeout=3), gw.log_text()
 
 
 # --------------------------------------------------------------------------------------
@@ -403,6 +408,75 @@ def test_many_concurrent_tls_sessions(lib, gateways, certs):
             t.sendall(TERMINATE)
 
     threads_run(one, [(i,) for i in range(60)], parallel=20)
+
+
+def test_backpressure_slow_tls_reader(lib, gateways, certs):
+    """Same as the plaintext test: a TLS client that stops reading does not make pggw buffer."""
+    gw = gateways(lib, "require")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    raw.settimeout(5)
+    raw.connect(gw.addr)
+    raw.sendall(ssl_request())
+    assert recv_exact(raw, 1) == b"S"
+    t = client_context(certs.ca).wrap_socket(raw, server_hostname="localhost")
+    try:
+        msgs, _ = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+        before = rss_bytes(gw.pid)
+        t.sendall(query_message("select repeat('x', 1000000) from generate_series(1, 400)"))
+        time.sleep(2.5)
+        grown = rss_bytes(gw.pid) - before
+        assert grown < 48 << 20, f"pggw grew by {grown >> 20} MiB while the client was not reading"
+        kind, _ = read_message(t)
+        assert kind == b"T"
+        for _ in range(3):
+            kind, payload = read_message(t)
+            assert kind == b"D" and payload.endswith(b"x" * 1000000)
+    finally:
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.close()
+
+
+def test_failed_handshakes_release_connection_slots(lib, gateways, certs):
+    """--max-connections 2: refused and failed connections of every kind give their slot back."""
+    gw = gateways(lib, "require", "--max-connections", "2")
+    for _ in range(4):
+        with connect(gw.addr) as s:  # plaintext refused (28000)
+            s.sendall(startup_message("bob", "appdb"))
+            recv_all_until_close(s, 5)
+        with connect(gw.addr) as raw:  # ALPN mismatch
+            with pytest.raises(ssl.SSLError):
+                client_context(certs.ca, alpn=["http/1.1"]).wrap_socket(
+                    raw, server_hostname="localhost")
+        with connect(gw.addr) as s:  # SSLRequest, then the client goes away
+            s.sendall(ssl_request())
+            recv_exact(s, 1)
+        with connect(gw.addr) as s:  # garbage
+            s.sendall(b"\x00\x00\x00\x08garbage!")
+            recv_all_until_close(s, 5)
+        with connect(gw.addr) as raw:  # client rejects pggw's certificate mid-handshake
+            raw.sendall(ssl_request())
+            recv_exact(raw, 1)
+            with pytest.raises(ssl.SSLError):
+                client_context(certs.rogue_ca[0]).wrap_socket(raw, server_hostname="localhost")
+    time.sleep(0.3)
+    socks = []
+    try:
+        for _ in range(2):
+            deadline = time.monotonic() + 3
+            while True:
+                t = starttls(gw.addr, client_context(certs.ca))
+                msgs, _ = trust_session(t, "bob", "appdb")
+                if msgs[-1][0] == b"Z" or time.monotonic() > deadline:
+                    break
+                t.close()
+                time.sleep(0.1)
+            socks.append(t)
+            assert_ready(msgs)
+    finally:
+        for t in socks:
+            t.close()
 
 
 # --------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import psycopg2.errors
 import pytest
 
 from conftest import (ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
-                      closing_all, connect, conninfo, describe, error_fields, free_port, psql,
-                      parse_messages, query_message,
+                      cancel_request, closing_all, connect, conninfo, describe, error_fields, free_port,
+                      psql, parse_messages, query_message, read_message, rss_bytes,
                       read_until, recv_all_until_close, run, scram_session, simple_query,
                       startup_message, threads_run, trust_session)
 
@@ -139,7 +139,7 @@ def test_session_end_is_logged(gw):
     lines = gw.wait_log(r"user=alice", timeout=5)
     assert lines, f"no session-end line for alice:\n{gw.log_text()}"
     line = lines[-1]
-    for field in ("peer=", "user=alice", "database=appdb", "worker="):
+    for field in ("peer=", "user=alice", "database=appdb", "worker=", "reason="):
         assert field in line, line
     assert "127.0.0.1" in line, line
 
@@ -254,6 +254,32 @@ def test_server_terminates_session_client_sees_fatal(gw, cluster):
     assert lines, gw.log_text()
 
 
+def test_backpressure_slow_reader(gw):
+    """A client that stops reading must not make pggw buffer PostgreSQL's output: a 400 MB
+    result waits in the kernel buffers and PostgreSQL blocks, pggw's memory stays flat."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(5)
+    s.connect(gw.addr)
+    try:
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        before = rss_bytes(gw.pid)
+        s.sendall(query_message("select repeat('x', 1000000) from generate_series(1, 400)"))
+        time.sleep(2.5)
+        grown = rss_bytes(gw.pid) - before
+        assert grown < 48 << 20, f"pggw grew by {grown >> 20} MiB while the client was not reading"
+        # Reading resumes where it stopped, intact.
+        kind, payload = read_message(s)
+        assert kind == b"T", kind
+        for _ in range(3):
+            kind, payload = read_message(s)
+            assert kind == b"D" and payload.endswith(b"x" * 1000000)
+    finally:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+
 def test_startup_parameters_pass_through(gw):
     r = psql(dsn(gw, "bob", application_name="it-app", options="-c search_path=it_schema"),
              "show application_name", "show search_path")
@@ -341,6 +367,31 @@ def test_max_connections(pggw, cluster):
                 break
             time.sleep(0.1)
         assert r.returncode == 0, r.stderr
+
+
+def test_cancel_works_at_max_connections(pggw, cluster):
+    """PostgreSQL processes a CancelRequest even when it is full; a gateway at its connection
+    limit must not lock users out of cancelling their own runaway query."""
+    gw2 = pggw("--client-tls", "disable", "--max-connections", "2", backend=cluster.addr)
+    socks = []
+    with closing_all(socks):
+        keys = []
+        for _ in range(2):
+            s = connect(gw2.addr)
+            socks.append(s)
+            msgs, key = trust_session(s, "bob", "appdb")
+            assert_ready(msgs)
+            keys.append(key)
+        socks[0].sendall(query_message("select pg_sleep(30)"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with connect(gw2.addr) as c:
+            c.sendall(cancel_request(*keys[0]))
+            recv_all_until_close(c, 5)
+        out = read_until(socks[0], b"Z", timeout=5, stop_on_error=False)
+        err = [p for k, p in out if k == b"E"]
+        assert err and error_fields(err[0])["C"] == "57014", describe(out)
+        assert time.monotonic() - t0 < 5
 
 
 # --------------------------------------------------------------------------------------

@@ -197,6 +197,16 @@ def test_partial_startup_closed_by_handshake_timeout(gw):
         assert time.monotonic() - t0 < 2.5
 
 
+def test_handshake_timeout_does_not_apply_to_established_sessions(gw):
+    with connect(gw.addr) as s:
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        time.sleep(1.8)
+        s.sendall(b"Q" + struct.pack("!i", 13) + b"select 1\0")
+        out = read_until(s, b"Z", 5)
+        assert [k for k, _ in out] == [b"T", b"D", b"C", b"Z"], describe(out)
+
+
 def test_pggw_still_serves_after_abuse(gw):
     assert gw.alive()
     with connect(gw.addr) as s:
