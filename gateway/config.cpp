@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -239,6 +240,11 @@ bool parse_host_port(std::string_view s, HostPort& out, std::string& error) {
 }
 
 bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors) {
+    // toml++ iterates keys in sorted order; report in file order, as a user reads the file.
+    std::vector<std::pair<toml::source_position, std::string>> found;
+    auto add = [&](const toml::source_region& at, std::string msg) {
+        found.emplace_back(at.begin, where(path, at) + ": " + std::move(msg));
+    };
     toml::table tbl;
     try {
         tbl = toml::parse_file(path);
@@ -251,26 +257,26 @@ bool load_config_file(const std::string& path, Config& cfg, std::vector<std::str
         std::string k(key.str());
         const OptionSpec* spec = find_option(k);
         if (!spec) {
-            errors.push_back(where(path, key.source()) + ": unknown key \"" + k + "\"");
+            add(key.source(), "unknown key \"" + k + "\"");
             continue;
         }
         std::vector<std::string> values;
         if (auto* arr = node.as_array()) {
             if (!spec->repeatable) {
-                errors.push_back(where(path, node.source()) + ": \"" + k + "\" takes one value");
+                add(node.source(), "\"" + k + "\" takes one value");
                 continue;
             }
             for (auto& el : *arr) {
                 auto t = scalar_text(el);
                 if (!t)
-                    errors.push_back(where(path, el.source()) + ": \"" + k + "\": bad value");
+                    add(el.source(), "\"" + k + "\": bad value");
                 else
                     values.push_back(*t);
             }
         } else if (auto t = scalar_text(node)) {
             values.push_back(*t);
         } else {
-            errors.push_back(where(path, node.source()) + ": \"" + k + "\": expected a value");
+            add(node.source(), "\"" + k + "\": expected a value");
             continue;
         }
         if (spec->repeatable && !listen_seen) {
@@ -279,10 +285,14 @@ bool load_config_file(const std::string& path, Config& cfg, std::vector<std::str
         }
         for (const auto& v : values) {
             std::string err;
-            if (!spec->apply(cfg, v, err))
-                errors.push_back(where(path, node.source()) + ": " + k + ": " + err);
+            if (!spec->apply(cfg, v, err)) add(node.source(), k + ": " + err);
         }
     }
+    std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+        return a.first.line != b.first.line ? a.first.line < b.first.line
+                                            : a.first.column < b.first.column;
+    });
+    for (auto& f : found) errors.push_back(std::move(f.second));
     return errors.empty();
 }
 

@@ -14,36 +14,28 @@ DecodeResult invalid(std::string why) {
     return r;
 }
 
-// StartupMessage body after the version: name\0value\0 ... \0
+// StartupMessage body after the version: name\0value\0 ... \0, checked as PostgreSQL's
+// ProcessStartupPacket does: the final terminator must be the last byte.
 bool parse_parameters(std::span<const std::uint8_t> body, StartupPacket& p, std::string& error) {
     const char* s = reinterpret_cast<const char*>(body.data());
-    std::size_t n = body.size();
-    if (n == 0 || s[n - 1] != '\0') {
-        error = "invalid startup packet layout: expected terminator as last byte";
-        return false;
-    }
-    std::size_t i = 0;
-    while (i < n - 1) {
-        std::size_t name_len = strnlen(s + i, n - i);
-        std::string_view name(s + i, name_len);
-        i += name_len + 1;
-        if (i >= n) {
-            error = "invalid startup packet layout: expected terminator as last byte";
-            return false;
-        }
-        std::size_t value_len = strnlen(s + i, n - i);
-        std::string_view value(s + i, value_len);
-        i += value_len + 1;
-        if (i > n) {
-            error = "invalid startup packet layout: missing value";
-            return false;
-        }
+    const std::size_t n = body.size();
+    std::size_t off = 0;
+    while (off < n && s[off] != '\0') {
+        std::string_view name(s + off, strnlen(s + off, n - off));
+        std::size_t value_off = off + name.size() + 1;
+        if (value_off >= n) break;  // missing value
+        std::string_view value(s + value_off, strnlen(s + value_off, n - value_off));
+        off = value_off + value.size() + 1;
         if (name == "user")
             p.user = value;
         else if (name == "database")
             p.database = value;
         else if (name == "application_name")
             p.application_name = value;
+    }
+    if (n == 0 || off != n - 1 || s[n - 1] != '\0') {
+        error = "invalid startup packet layout: expected terminator as last byte";
+        return false;
     }
     if (p.database.empty()) p.database = p.user;
     return true;

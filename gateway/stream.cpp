@@ -4,17 +4,12 @@
 
 namespace pggw {
 
-namespace {
-constexpr std::size_t kReadChunk = 16 * 1024 + 512;  // one full TLS record and its overhead
-}
-
 Stream::Stream(tcp::socket socket)
     : socket_(std::move(socket)),
       write_done_(socket_.get_executor(), asio::steady_timer::time_point::max()) {}
 
 void Stream::start_tls(std::unique_ptr<tls::Engine> engine, std::span<const std::uint8_t> initial) {
     engine_ = std::move(engine);
-    rbuf_.resize(kReadChunk);
     if (!initial.empty()) engine_->feed(initial);
 }
 
@@ -38,9 +33,20 @@ awaitable<error_code> Stream::flush() {
     co_return ec;
 }
 
+// Reads straight into the engine's input buffer. Only the reading coroutine ever calls the
+// engine's input side, so nothing moves that buffer while the read is in flight.
 awaitable<error_code> Stream::fill() {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(rbuf_), use_nothrow);
-    if (!ec) engine_->feed(std::span<const std::uint8_t>(rbuf_.data(), n));
+    if (input_eof_) co_return error_code{asio::error::eof};
+    auto space = engine_->input_space();
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    if (ec == asio::error::eof) {
+        // Let the engine tell close_notify (clean) from truncation on its next operation.
+        input_eof_ = true;
+        engine_->input_eof();
+        co_return error_code{};
+    }
+    if (!ec) engine_->commit_input(n);
     co_return ec;
 }
 
@@ -78,8 +84,12 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(std::span<std::
                 co_return std::tuple{error_code{}, n};
             case tls::Result::closed:
                 co_return std::tuple{error_code{asio::error::eof}, std::size_t{0}};
-            case tls::Result::error:
-                co_return std::tuple{error_code{asio::error::connection_aborted}, std::size_t{0}};
+            case tls::Result::error: {
+                // Truncation (no close_notify) ends the stream like TCP EOF does.
+                error_code ec = asio::error::connection_aborted;
+                if (engine_->failure() == tls::Failure::eof) ec = asio::error::eof;
+                co_return std::tuple{ec, std::size_t{0}};
+            }
             case tls::Result::want_input:
                 break;
         }

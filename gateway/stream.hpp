@@ -3,10 +3,11 @@
 // engine holds after every operation and feeds it what the socket reads. Sessions read and
 // write plaintext through it and never see TLS.
 //
-// One coroutine may read while another writes (the two relay directions). Engine output is
+// One coroutine may read while another writes (the two relay directions). The socket reads
+// straight into the engine's input buffer (only the reader touches it). Engine output is
 // copied out before each socket write, so an engine operation during an in-flight write
-// (a read that answers a KeyUpdate, say) never moves bytes under it, and writes are
-// serialised by `writing_`.
+// (a read that answers a KeyUpdate, say) never moves bytes under it; writes are serialised
+// by `writing_`.
 #pragma once
 
 #include <memory>
@@ -52,8 +53,8 @@ class Stream {
     tcp::socket socket_;
     std::unique_ptr<tls::Engine> engine_;
     std::vector<std::uint8_t> wbuf_;  // ciphertext being written
-    std::vector<std::uint8_t> rbuf_;  // ciphertext just read
     bool writing_ = false;
+    bool input_eof_ = false;
     asio::steady_timer write_done_;  // cancelled when a write finishes, to wake a waiting writer
 };
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# README command 2: install, build, run every test (unit, TLS conformance, integration with a
+# real PostgreSQL 15, deploy checks) through CTest; then the unit tests again under ASan+UBSan.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/scripts/install-deps.sh"
+jobs=$(nproc)
+
+echo "== build (Release, warnings are errors)"
+cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPGGW_WERROR=ON >/dev/null
+cmake --build "$ROOT/build" -j "$jobs"
+echo "== tests"
+(cd "$ROOT/build" && ctest --output-on-failure -j "$jobs" --timeout 900)
+
+echo "== unit tests under ASan+UBSan"
+cmake -S "$ROOT" -B "$ROOT/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPGGW_WERROR=ON \
+  -DPGGW_SANITIZE=ON -DPGGW_BENCH=OFF >/dev/null
+cmake --build "$ROOT/build-asan" -j "$jobs" --target pggw_unit_tests pggw_tls_tests pggw
+(cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -L unit)
+echo "== all tests passed"
