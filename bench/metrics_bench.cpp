@@ -2,7 +2,8 @@
 // single-writer relaxed atomics), and of a scrape.
 #include <benchmark/benchmark.h>
 
-#include <thread>
+#include <algorithm>
+#include <vector>
 
 #include "metrics/metrics.hpp"
 
@@ -39,7 +40,11 @@ void BM_HandshakeUpdates(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_HandshakeUpdates);
+// On a shared machine the minimum over repetitions is the figure least disturbed by neighbours.
+double min_of(const std::vector<double>& v) {
+    return *std::min_element(v.begin(), v.end());
+}
+BENCHMARK(BM_HandshakeUpdates)->ComputeStatistics("min", min_of);
 
 // The same with 2 workers updating their own shards concurrently (no shared cache lines).
 void BM_HandshakeUpdatesThreaded(benchmark::State& state) {
@@ -53,7 +58,7 @@ void BM_HandshakeUpdatesThreaded(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_HandshakeUpdatesThreaded)->Threads(2)->UseRealTime();
+BENCHMARK(BM_HandshakeUpdatesThreaded)->Threads(2)->UseRealTime()->ComputeStatistics("min", min_of);
 
 // A full /metrics body, 8 workers.
 void BM_Scrape(benchmark::State& state) {

@@ -20,7 +20,7 @@ namespace {
 template <class Dim>
 std::size_t index_of(std::string_view v) {
     for (std::size_t i = 0; i + 1 < Dim::values.size(); ++i) {
-        if (Dim::values[i] == v) return i;
+        if (same(Dim::values[i], v)) return i;
     }
     return Dim::values.size() - 1;  // the last value of these dimensions is "other"
 }

@@ -12,12 +12,41 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pggw::metrics::detail {
+
+// String equality for short label values, inlined (no memcmp call): word-wise, with
+// overlapping loads for the tail.
+[[gnu::always_inline]] inline bool same(std::string_view a, std::string_view b) noexcept {
+    const std::size_t n = a.size();
+    if (n != b.size()) return false;
+    const char* p = a.data();
+    const char* q = b.data();
+    auto word = [](const char* s, auto tag) {
+        decltype(tag) v;
+        std::memcpy(&v, s, sizeof v);
+        return v;
+    };
+    if (n >= 8) {
+        for (std::size_t i = 0; i + 8 <= n; i += 8) {
+            if (word(p + i, std::uint64_t{}) != word(q + i, std::uint64_t{})) return false;
+        }
+        return word(p + n - 8, std::uint64_t{}) == word(q + n - 8, std::uint64_t{});
+    }
+    if (n >= 4) {
+        return word(p, std::uint32_t{}) == word(q, std::uint32_t{}) &&
+               word(p + n - 4, std::uint32_t{}) == word(q + n - 4, std::uint32_t{});
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        if (p[i] != q[i]) return false;
+    }
+    return true;
+}
 
 // What the scrape needs to know to decide which zero-valued series to pre-create.
 struct ScrapeContext {
@@ -89,11 +118,20 @@ class Histogram {
 
     void observe(double v) noexcept {
         if (!(v >= 0)) v = 0;  // negative or NaN durations: clamp, never poison the sum
-        const auto i = static_cast<std::size_t>(
-            std::lower_bound(Buckets::bounds.begin(), Buckets::bounds.end(), v) -
-            Buckets::bounds.begin());
-        counts_[i].add(1);
+        counts_[bucket_of(v)].add(1);
         sum_.add(v);
+    }
+    // Index of the first bound >= v (n_bounds for +Inf): a branchless binary search (the
+    // compiler unrolls it into conditional moves), as durations are unpredictable.
+    static std::size_t bucket_of(double v) noexcept {
+        const double* base = Buckets::bounds.data();
+        std::size_t n = n_bounds;
+        while (n > 1) {
+            const std::size_t half = n / 2;
+            base = base[half - 1] < v ? base + half : base;
+            n -= half;
+        }
+        return static_cast<std::size_t>(base - Buckets::bounds.data()) + (*base < v ? 1 : 0);
     }
     Sample sample() const {
         Sample s;
@@ -205,8 +243,12 @@ class Capped {
 
     V& find(const Key& key) {
         const std::size_t n = used_.load(std::memory_order_relaxed);  // we are the only writer
+        if (last_ < n && slots_[last_].matches(key)) return slots_[last_].value;
         for (std::size_t i = 0; i < n; ++i) {
-            if (slots_[i].matches(key)) return slots_[i].value;
+            if (slots_[i].matches(key)) {
+                last_ = i;
+                return slots_[i].value;
+            }
         }
         if (n == Cap) return overflow_;
         for (auto v : key) {
@@ -214,6 +256,7 @@ class Capped {
         }
         for (std::size_t k = 0; k < rank; ++k) slots_[n].key[k].assign(key[k]);
         used_.store(n + 1, std::memory_order_release);
+        last_ = n;
         return slots_[n].value;
     }
     std::size_t used() const noexcept { return used_.load(std::memory_order_acquire); }
@@ -254,13 +297,14 @@ class Capped {
         V value;
         bool matches(const Key& k) const noexcept {
             for (std::size_t i = 0; i < rank; ++i) {
-                if (key[i] != k[i]) return false;
+                if (!same(key[i], k[i])) return false;
             }
             return true;
         }
     };
     std::array<Slot, Cap> slots_{};
     std::atomic<std::size_t> used_{0};
+    std::size_t last_ = 0;  // the writer's last hit, tried first; never read by the scraper
     V overflow_;
 };
 

@@ -7,6 +7,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -172,6 +173,40 @@ TEST(MetricsHistogram, HundredMicrosOneMilliTenMilliLandInDifferentBuckets) {
             e,
             R"(pggw_tls_handshake_duration_seconds_sum{leg="client",library="boringssl",result="ok"})"),
         0.0111, 1e-12);
+}
+
+TEST(MetricsHistogram, BranchlessBucketSearchMatchesLowerBound) {
+    using pggw::metrics::detail::Histogram;
+    using pggw::metrics::detail::LatencyBuckets;
+    using pggw::metrics::detail::SessionBuckets;
+    auto check = [](auto buckets_tag) {
+        using B = decltype(buckets_tag);
+        std::vector<double> probes{0, 1e-9, 1e-4, 1e-3, 1e-2, 1e9, INFINITY};
+        for (double b : B::bounds) {
+            probes.insert(probes.end(), {b, std::nextafter(b, 0.0), std::nextafter(b, 1e99)});
+        }
+        for (double v : probes) {
+            const auto want = static_cast<std::size_t>(
+                std::lower_bound(B::bounds.begin(), B::bounds.end(), v) - B::bounds.begin());
+            EXPECT_EQ(Histogram<B>::bucket_of(v), want) << v;
+        }
+    };
+    check(LatencyBuckets{});
+    check(SessionBuckets{});
+}
+
+TEST(MetricsLabels, InlineStringEqualityAgreesWithStdString) {
+    for (std::size_t n = 0; n < 40; ++n) {
+        std::string a(n, 'x');
+        for (std::size_t i = 0; i < n; ++i) a[i] = static_cast<char>('a' + i % 26);
+        EXPECT_TRUE(pggw::metrics::detail::same(a, std::string(a)));
+        EXPECT_FALSE(pggw::metrics::detail::same(a, a + "y"));
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string b = a;
+            b[i] ^= 1;
+            EXPECT_FALSE(pggw::metrics::detail::same(a, b)) << n << " " << i;
+        }
+    }
 }
 
 TEST(MetricsHistogram, CountEqualsCounterForEveryLabelSet) {
