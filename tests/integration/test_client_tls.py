@@ -4,6 +4,7 @@ Server certificates come from `pggw gen-cert`; client certificates, rogue CAs an
 certificate are made here with the openssl CLI (OpenSSL in the test process only).
 Clients: psql/libpq 15, psycopg2, pgbench, openssl s_client, Python ssl for raw bytes.
 """
+import os
 import re
 import socket
 import ssl
@@ -616,3 +617,22 @@ def test_unknown_tls_library_refused(certs):
              "require", "--cert", str(certs.server_crt), "--key", str(certs.server_key),
              "--tls-library", "openssl"], timeout=10)
     assert r.returncode != 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["gen-cert", "--dir", "{tmp}/ld"]],
+                         ids=["version", "gen-cert"])
+def test_openssl_never_loaded_with_both_modules(argv, tmp_path):
+    """`pggw --version` loads every compiled TLS module: the dynamic linker's own trace shows
+    every library initialised in that process, and OpenSSL is not among them."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    env = dict(os.environ, LD_DEBUG="files")
+    r = run([str(PGGW_BIN), *argv], timeout=30, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    inits = set(re.findall(r"calling init: (\S+)", r.stderr))
+    assert inits, r.stderr[-3000:]
+    openssl_libs = [p for p in inits if re.search(r"/lib(ssl|crypto)\.so\.(3|1\.1)$", p)]
+    assert not openssl_libs, f"OpenSSL initialised in pggw {argv[0]}: {openssl_libs}"
+    if argv[0] == "--version":
+        for lib_name in LIBS:
+            assert any(p.endswith(f"libpggw_tls_{lib_name}.so") for p in inits), \
+                f"{lib_name} module not loaded by --version: {sorted(inits)}"
