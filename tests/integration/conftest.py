@@ -50,12 +50,30 @@ ALICE_PASSWORD = "alice-s3cret"  # SCRAM user
 IS_ROOT = os.geteuid() == 0
 
 
+def backends_from_env() -> list[str]:
+    return [b for b in re.split(r"[;, ]+", os.environ.get("PGGW_BACKENDS", "")) if b]
+
+
+def backends_from_binary() -> list[str]:
+    """The TLS libraries `pggw --version` reports ("tls-library NAME: ..." lines)."""
+    try:
+        r = subprocess.run([str(PGGW_BIN), "--version"], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return re.findall(r"tls-library (\w+)", r.stdout + r.stderr)
+
+
 def tls_backends() -> list[str]:
-    env = os.environ.get("PGGW_BACKENDS")
-    if env:
-        return [b for b in env.split(";") if b]
-    found = [b for b in ("boringssl", "wolfssl") if (BUILD_DIR / f"libpggw_tls_{b}.so").exists()]
-    return found or ["boringssl", "wolfssl"]
+    """Every TLS library to test: PGGW_BACKENDS, plus any other the binary reports (so that a
+    mangled PGGW_BACKENDS cannot silently drop a library from the tests)."""
+    out = []
+    for b in backends_from_env() + backends_from_binary():
+        if b not in out:
+            out.append(b)
+    if not out:
+        out = [b for b in ("boringssl", "wolfssl") if (BUILD_DIR / f"libpggw_tls_{b}.so").exists()]
+    return out or ["boringssl", "wolfssl"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Startup negotiation through pggw with --client-tls disable, raw bytes and libpq; the
 command line (check-config, --version, refusing to start without a certificate)."""
+import os
 import re
 import struct
 import time
 
 import pytest
 
-from conftest import (PGGW_BIN, Pggw, TERMINATE, assert_ready, connect,
+from conftest import (PGGW_BIN, backends_from_binary, backends_from_env, Pggw, TERMINATE, assert_ready, connect,
                       conninfo, describe, error_fields, free_port, gssenc_request,
                       parse_messages, psql, read_until, recv_all_until_close, recv_exact, run,
                       ssl_request, startup_message, tls_backends, trust_session)
@@ -278,3 +279,14 @@ def test_refuses_to_start_require_without_certificate(tmp_path):
              "--client-tls", "require"], timeout=10)
     assert r.returncode != 0
     assert "pggw gen-cert" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_backends_env_matches_binary():
+    """PGGW_BACKENDS (from CMake) must name exactly the libraries pggw was built with. A CMake
+    list put into a test's ENVIRONMENT property unescaped loses all but its first element."""
+    env = backends_from_env()
+    if "PGGW_BACKENDS" not in os.environ:
+        return
+    assert sorted(env) == sorted(backends_from_binary()), \
+        f"PGGW_BACKENDS={os.environ['PGGW_BACKENDS']!r} but pggw --version reports " \
+        f"{backends_from_binary()}"
