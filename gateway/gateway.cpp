@@ -144,14 +144,14 @@ int run_gateway(const Config& cfg_in) {
             main_io.stop();
             return;
         } else {
-            spdlog::info("{}: draining: no new connections, waiting up to {}s for {} sessions",
+            spdlog::info("{}: draining: no new connections; sessions end when idle (up to {}s); {} open",
                          sig == SIGTERM ? "SIGTERM" : "SIGINT", kDrainTimeout.count(), [&] {
                              std::size_t n = 0;
                              for (auto& w : pool) n += w->live_sessions();
                              return n;
                          }());
             registry.readiness().draining = true;
-            for (auto& w : pool) w->stop_accepting();
+            for (auto& w : pool) w->begin_drain();
             drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
             poll_drain();
         }

@@ -68,12 +68,14 @@ void Worker::start() {
     });
 }
 
-void Worker::stop_accepting() {
+void Worker::begin_drain() {
     asio::post(io_, [this] {
         for (auto& a : acceptors_) {
             error_code ignored;
             a->close(ignored);
         }
+        draining_ = true;
+        drain_signal_.cancel();
     });
 }
 

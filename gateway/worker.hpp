@@ -39,8 +39,13 @@ class Worker {
 
     // Binds this worker's listening sockets (throws on failure), then starts the thread.
     void start();
-    // Stops accepting; sessions in progress continue. Safe from any thread.
-    void stop_accepting();
+    // Stops accepting and tells every session to end at its next idle moment (between
+    // transactions). Safe from any thread.
+    void begin_drain();
+    // Worker thread only: whether a drain started, and a timer that never expires but is
+    // cancelled when it does, for sessions to wait on.
+    bool draining() const { return draining_; }
+    asio::steady_timer& drain_signal() { return drain_signal_; }
     // Replaces the TLS contexts for new sessions. Safe from any thread.
     void set_tls(TlsContexts tls);
     // Ends the event loop (cancels remaining sessions) and joins the thread.
@@ -65,6 +70,8 @@ class Worker {
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     TlsContexts tls_;
     metrics::WorkerMetrics& metrics_;
+    bool draining_ = false;
+    asio::steady_timer drain_signal_{io_, asio::steady_timer::time_point::max()};
     std::atomic<std::size_t> live_sessions_{0};
     std::thread thread_;
 };
