@@ -275,6 +275,7 @@ class Pggw:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.proc.pid
+        self.exit_before_stop = None
         _all_pggw.append(self)
         if _current_item is not None:
             _current_item.__dict__.setdefault("_pggw", []).append(self)
@@ -313,7 +314,15 @@ class Pggw:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def crashed(self) -> bool:
+        """Did pggw die of a crash signal on its own (before we stopped it)?"""
+        rc = self.proc.poll() if self.exit_before_stop is None else self.exit_before_stop
+        return rc is not None and rc in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS,
+                                         -signal.SIGILL, -signal.SIGFPE)
+
     def stop(self, grace: float = 5) -> int | None:
+        if self.exit_before_stop is None:
+            self.exit_before_stop = self.proc.poll()
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
@@ -347,6 +356,15 @@ def pggw(request):
     yield start
     for p in started:
         p.stop()
+    check_no_crash(started)
+
+
+def check_no_crash(procs):
+    crashed = [p for p in procs if p.crashed()]
+    if crashed:
+        p = crashed[0]
+        raise AssertionError(f"pggw (pid {p.pid}) crashed with {p.exit_before_stop}:\n"
+                             f"{' '.join(p.cmd)}\n{p.log_text()[-5000:]}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -700,3 +718,78 @@ def threads_run(fn, args_list, parallel: int = 16):
     if errors:
         raise errors[0]
     return results
+
+
+class BioTls:
+    """A TLS client over ssl.MemoryBIO, so the test decides how the bytes hit the wire.
+
+    dribble=True sends every TLS byte in its own TCP segment (1 ms apart): pggw must cope with
+    records and handshake messages split anywhere. Quacks enough like a socket (sendall, recv,
+    settimeout) for read_message/trust_session."""
+
+    def __init__(self, sock, ctx: ssl.SSLContext, server_hostname="localhost", dribble=False):
+        self.sock, self.dribble = sock, dribble
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=server_hostname)
+
+    def client_hello(self) -> bytes:
+        """The ClientHello bytes, produced without sending them."""
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def _flush(self, pending: bytes = b""):
+        data = pending + self.out.read()
+        if not data:
+            return
+        if self.dribble:
+            for i in range(len(data)):
+                self.sock.sendall(data[i:i + 1])
+                time.sleep(0.001)
+        else:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            self.inc.write_eof()
+            raise ConnectionClosed("peer closed during TLS")
+        self.inc.write(data)
+
+    def handshake(self, pending: bytes = b""):
+        self._flush(pending)
+        while True:
+            try:
+                self.obj.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+
+    def sendall(self, data: bytes):
+        self.obj.write(data)
+        self._flush()
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                try:
+                    self._fill()
+                except ConnectionClosed:
+                    return b""
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def version(self):
+        return self.obj.version()
+
+    def selected_alpn_protocol(self):
+        return self.obj.selected_alpn_protocol()

@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import (ALICE_PASSWORD, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, assert_ready,
+from conftest import (check_no_crash, ALICE_PASSWORD, BioTls, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, assert_ready,
                       clean_client_env, client_context, connect, conninfo, describe,
                       error_fields, free_port, gen_cert, make_ca, make_leaf, parse_messages,
                       psql, query_message, read_until, recv_all_until_close, recv_exact, run,
@@ -78,6 +78,7 @@ def gateways(cluster, certs):
     yield get
     for p in cache.values():
         p.stop()
+    check_no_crash(list(cache.values()))
 
 
 @pytest.fixture(scope="module", params=LIBS)
@@ -288,6 +289,53 @@ def test_plaintext_pipelined_behind_ssl_request_never_handshakes(lib, gateways):
     assert not any(k == b"R" for k, _ in msgs), describe(msgs)
     assert all(k == b"E" for k, _ in msgs), data[:80]
     assert not data.startswith(b"\x16"), "a TLS ServerHello answered plaintext bytes"
+
+
+def test_client_hello_pipelined_behind_ssl_request_closed(lib, gateways, certs):
+    """CVE-2021-23214: SSLRequest and a ClientHello in one write. The ClientHello arrived before
+    'S' was sent, so it may have been injected: close, never a ServerHello."""
+    gw = gateways(lib, "require")
+    with connect(gw.addr) as s:
+        hello = BioTls(s, client_context(certs.ca)).client_hello()
+        assert hello[:1] == b"\x16"
+        s.sendall(ssl_request() + hello)
+        data = recv_all_until_close(s, 3)
+    if data[:1] == b"S":
+        data = data[1:]
+    assert b"\x16\x03" not in data[:2], "pggw answered the pipelined ClientHello"
+    assert not any(k == b"R" for k, _ in parse_messages(data))
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["sslrequest", "direct"])
+def test_tls_bytes_dribbled_one_per_segment(lib, gateways, certs, direct):
+    """Every client byte (SSLRequest, ClientHello, Finished, StartupMessage, Query) in its own
+    TCP segment: the startup decoder and the TLS engine see records split everywhere."""
+    gw = gateways(lib, "require")
+    with connect(gw.addr, timeout=10) as s:
+        alpn = ["postgresql"] if direct else None
+        t = BioTls(s, client_context(certs.ca, alpn=alpn), dribble=True)
+        if not direct:
+            for b in ssl_request():
+                s.sendall(bytes([b]))
+                time.sleep(0.001)
+            assert recv_exact(s, 1) == b"S"
+        t.handshake()
+        assert t.version() == "TLSv1.3"
+        msgs, _ = trust_session(t, "bob", "appdb", timeout=10)
+        assert_ready(msgs)
+        out = simple_query(t, "select 'dribbled'", timeout=10)
+        assert any(k == b"D" and p.endswith(b"dribbled") for k, p in out), describe(out)
+
+
+def test_tls12_session(lib, gateways, certs):
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca, maximum=ssl.TLSVersion.TLSv1_2)
+    with starttls(gw.addr, ctx) as t:
+        assert t.version() == "TLSv1.2"
+        msgs, _ = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+        out = simple_query(t, "select repeat('z', 100000)")
+        assert any(k == b"D" and p.endswith(b"z" * 100000) for k, p in out), describe(out)
 
 
 def test_starttls_raw_session(lib, gateways, certs):

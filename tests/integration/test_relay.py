@@ -4,6 +4,7 @@ psql and psycopg2 (libpq), pgbench, and raw protocol bytes from Python sockets.
 The tests that stop PostgreSQL are last in this file.
 """
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -14,7 +15,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import (ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
+from conftest import (check_no_crash, ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
                       cancel_request, closing_all, connect, conninfo, describe, error_fields, free_port,
                       psql, parse_messages, query_message, read_message, rss_bytes,
                       read_until, recv_all_until_close, run, scram_session, simple_query,
@@ -26,6 +27,7 @@ def gw(cluster):
     p = Pggw("--client-tls", "disable", "--workers", "2", backend=cluster.addr)
     yield p
     p.stop()
+    check_no_crash([p])
 
 
 def dsn(gw, user="bob", **kw):
@@ -392,6 +394,40 @@ def test_cancel_works_at_max_connections(pggw, cluster):
         err = [p for k, p in out if k == b"E"]
         assert err and error_fields(err[0])["C"] == "57014", describe(out)
         assert time.monotonic() - t0 < 5
+
+
+def test_sigterm_drains_then_exits(pggw, cluster):
+    """SIGTERM (Kubernetes stopping the pod): no new sessions, established ones carry on, and
+    pggw exits 0 once the last one ends."""
+    g = pggw("--client-tls", "disable", backend=cluster.addr)
+    with connect(g.addr) as s:
+        msgs, _ = trust_session(s, "bob", "appdb")
+        assert_ready(msgs)
+        g.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert g.alive(), "pggw quit at once with a session open"
+        try:
+            with connect(g.addr, timeout=3) as n:
+                n.sendall(startup_message("bob", "appdb"))
+                data = recv_all_until_close(n, 3)
+                assert not any(k == b"R" for k, _ in parse_messages(data)), \
+                    "a new session was accepted while draining"
+        except (ConnectionRefusedError, ConnectionResetError):
+            pass
+        out = simple_query(s, "select 'still here'")
+        assert any(k == b"D" and p.endswith(b"still here") for k, p in out), describe(out)
+        s.sendall(TERMINATE)
+        recv_all_until_close(s, 5)
+    rc = g.proc.wait(5)
+    assert rc == 0, f"exit code {rc}\n{g.log_text()}"
+
+
+def test_sigterm_idle_exits_quickly(pggw, cluster):
+    g = pggw("--client-tls", "disable", backend=cluster.addr)
+    t0 = time.monotonic()
+    g.proc.send_signal(signal.SIGTERM)
+    assert g.proc.wait(3) == 0, g.log_text()
+    assert time.monotonic() - t0 < 2
 
 
 # --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import (PGGW_BIN, backends_from_binary, backends_from_env, Pggw, TERMINATE, assert_ready, connect,
+from conftest import (check_no_crash, PGGW_BIN, backends_from_binary, backends_from_env, Pggw, TERMINATE, assert_ready, connect,
                       conninfo, describe, error_fields, free_port, gssenc_request,
                       parse_messages, psql, read_until, recv_all_until_close, recv_exact, run,
                       ssl_request, startup_message, tls_backends, trust_session)
@@ -18,6 +18,7 @@ def gw(cluster):
     p = Pggw("--client-tls", "disable", "--handshake-timeout", "1", backend=cluster.addr)
     yield p
     p.stop()
+    check_no_crash([p])
 
 
 def assert_closed_without_auth(sock, timeout=3, allowed_first=b""):
