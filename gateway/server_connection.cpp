@@ -1,5 +1,12 @@
 #include "gateway/server_connection.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+
+#include "gateway/channel_binding.hpp"
+#include "gateway/server_negotiation.hpp"
 #include "gateway/worker.hpp"
 
 namespace pggw {
@@ -7,6 +14,41 @@ namespace pggw {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using metrics::HandshakeResult;
+using metrics::Leg;
+namespace neg = server_negotiation;
+
+// How long pggw reads the text behind an 'E' answer (for the log) before closing.
+constexpr auto kErrorTextWait = std::chrono::milliseconds(500);
+constexpr std::size_t kErrorTextMax = 2048;
+
+// Once per process: TLS on both legs with a client-leg certificate that is not the server's.
+std::atomic<bool> g_channel_binding_warned{false};
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+ServerConnection failed(std::string log_error, std::string metric_reason) {
+    ServerConnection out;
+    out.log_error = std::move(log_error);
+    out.metric_reason = std::move(metric_reason);
+    return out;
+}
+
+// A TLS-policy failure: the client may know that much (never the server's address).
+ServerConnection tls_refusal(std::string log_error, std::string metric_reason,
+                             std::string client_message) {
+    ServerConnection out = failed(std::move(log_error), std::move(metric_reason));
+    out.client_message = std::move(client_message);
+    out.refuse_reason = "server_tls";
+    return out;
+}
+
+std::string verified_tls_message(std::string_view why) {
+    return "pggw could not establish a verified TLS connection to the PostgreSQL server (" +
+           std::string(why) + ")";
+}
 
 awaitable<ServerConnection> tcp_connect(Worker& w) {
     const HostPort& backend = w.shared().cfg.backend;
@@ -45,17 +87,220 @@ awaitable<ServerConnection> tcp_connect(Worker& w) {
     co_return out;
 }
 
+// One server-leg negotiation: README.SSL's client flow with libpq's sslmode semantics.
+class Negotiator {
+  public:
+    Negotiator(Worker& w, std::span<const std::uint8_t> packet)
+        : w_(w),
+          m_(w.metrics()),
+          cfg_(w.shared().cfg),
+          packet_(packet),
+          cancel_(neg::is_cancel_request(packet)) {}
+
+    // Set while a server-leg TLS handshake runs (for the timeout's metrics).
+    std::optional<Clock::time_point> handshake_started;
+
+    awaitable<ServerConnection> run() {
+        const auto plan = neg::plan_for(cfg_.server_tls, !cfg_.server_ca.empty());
+        if (plan.try_tls_first) co_return co_await with_tls(plan.plaintext_fallback);
+        ServerConnection conn = co_await plaintext();
+        if (!plan.tls_retry_on_error || cancel_ || !conn.stream) co_return conn;
+
+        // allow: libpq retries with TLS when the server refuses the plaintext startup (an
+        // ErrorResponse first, nothing relayed to the client yet).
+        std::array<std::uint8_t, 4096> buf;
+        auto [ec, n] = co_await conn.stream->read_some(buf);
+        if (ec) co_return conn;  // closed without a word: the relay sees the EOF
+        conn.pending.assign(buf.begin(), buf.begin() + std::ptrdiff_t(n));
+        if (conn.pending.front() != 'E') co_return conn;
+        ServerConnection retry = co_await with_tls(false);
+        if (retry.stream) {
+            spdlog::debug("server refused the plaintext startup; retried with TLS (allow)");
+            conn.stream->close();
+            co_return retry;
+        }
+        // Relay the server's own refusal of the plaintext attempt, as libpq would show it.
+        spdlog::warn("--server-tls allow: TLS retry after the server refused plaintext failed: {}",
+                     retry.log_error);
+        co_return conn;
+    }
+
+  private:
+    awaitable<ServerConnection> send_packet(ServerConnection conn) {
+        if (auto ec = co_await conn.stream->write_all(packet_)) {
+            conn.stream->close();
+            co_return failed("could not send the " +
+                                 std::string(cancel_ ? "cancel request" : "startup packet") +
+                                 " to server " + cfg_.backend.str() + ": " + ec.message(),
+                             "write");
+        }
+        co_return conn;
+    }
+
+    awaitable<ServerConnection> plaintext() {
+        ServerConnection conn = co_await tcp_connect(w_);
+        if (!conn.stream) co_return conn;
+        co_return co_await send_packet(std::move(conn));
+    }
+
+    awaitable<ServerConnection> with_tls(bool fallback) {
+        if (!w_.tls().server) co_return failed("no server TLS context", "tls_config");
+        ServerConnection conn = co_await tcp_connect(w_);
+        if (!conn.stream) co_return conn;
+        Stream& s = *conn.stream;
+        if (auto ec = co_await s.write_all(neg::ssl_request())) {
+            s.close();
+            co_return failed(
+                "could not send SSLRequest to server " + cfg_.backend.str() + ": " + ec.message(),
+                "write");
+        }
+        std::array<std::uint8_t, 64> buf;
+        auto [ec, n] = co_await s.read_some(buf);
+        if (ec) {
+            s.close();
+            co_return failed("server " + cfg_.backend.str() +
+                                 " closed the connection during SSL negotiation: " + ec.message(),
+                             "ssl_negotiation");
+        }
+        const std::string mode(tls_mode_name(cfg_.server_tls));
+        switch (neg::classify_ssl_answer(buf[0])) {
+            case neg::SslAnswer::tls:
+                // CVE-2021-23222: bytes behind the 'S', before the handshake, were not protected
+                // by the TLS that follows; a man in the middle may have injected them.
+                if (n > 1) {
+                    s.close();
+                    m_.tls_handshake_error(Leg::server, library(), "plaintext_after_sslrequest");
+                    spdlog::warn(
+                        "server {} sent unencrypted data after its SSL response ({} bytes); "
+                        "closing (possible man-in-the-middle, CVE-2021-23222)",
+                        cfg_.backend.str(), n - 1);
+                    co_return tls_refusal("received unencrypted data after SSL response",
+                                          "tls_handshake", verified_tls_message("unexpected data"));
+                }
+                co_return co_await handshake(std::move(conn));
+            case neg::SslAnswer::plaintext:
+                if (!fallback) {
+                    s.close();
+                    co_return tls_refusal(
+                        "server " + cfg_.backend.str() +
+                            " does not support SSL, but --server-tls " + mode + " requires it",
+                        "tls_not_supported",
+                        "the PostgreSQL server does not support SSL, but pggw requires it "
+                        "(--server-tls " +
+                            mode + ")");
+                }
+                co_return co_await send_packet(std::move(conn));
+            case neg::SslAnswer::error: {
+                // CVE-2024-10977: this text comes from an unauthenticated peer. Log it as such;
+                // never show it to the client.
+                std::vector<std::uint8_t> text(buf.begin(), buf.begin() + std::ptrdiff_t(n));
+                auto deadline = Clock::now() + kErrorTextWait;
+                while (text.size() < kErrorTextMax && Clock::now() < deadline) {
+                    auto r = co_await (s.read_some(buf) || sleep_for(deadline - Clock::now()));
+                    if (r.index() == 1) break;
+                    auto [rec, rn] = std::get<0>(r);
+                    if (rec) break;
+                    text.insert(text.end(), buf.begin(), buf.begin() + std::ptrdiff_t(rn));
+                }
+                s.close();
+                spdlog::warn(
+                    "server {} answered the SSLRequest with an error (unverified text, not "
+                    "shown to the client): \"{}\"{}",
+                    cfg_.backend.str(), neg::unverified_text(text),
+                    fallback ? "; retrying without TLS" : "");
+                if (!fallback) {
+                    co_return tls_refusal(
+                        "server " + cfg_.backend.str() + " answered the SSLRequest with an error",
+                        "ssl_request_error",
+                        "the PostgreSQL server does not support SSL, but pggw "
+                        "requires it (--server-tls " +
+                            mode + ")");
+                }
+                co_return co_await plaintext();
+            }
+            case neg::SslAnswer::unknown:
+                break;
+        }
+        s.close();
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", buf[0]);
+        co_return tls_refusal(
+            "received invalid response to SSL negotiation from server " + cfg_.backend.str() +
+                ": " + hex + " (unknown response to SSLRequest)",
+            "ssl_negotiation", verified_tls_message("unknown response to SSLRequest"));
+    }
+
+    awaitable<ServerConnection> handshake(ServerConnection conn) {
+        Stream& s = *conn.stream;
+        tls::EngineOptions eo;
+        eo.hostname = neg::tls_hostname(cfg_);
+        s.start_tls(w_.tls().server->new_engine(eo));
+        handshake_started = Clock::now();
+        TlsOutcome out = co_await s.handshake();
+        const double secs = seconds_since(*handshake_started);
+        handshake_started.reset();
+        if (!out.ok) {
+            s.close();
+            const auto why = tls::failure_name(out.failure);
+            m_.tls_handshake(Leg::server, library(), HandshakeResult::error, secs);
+            m_.tls_handshake_error(Leg::server, library(), why);
+            spdlog::warn("TLS handshake with PostgreSQL server {} failed: reason={} sni={}: {}",
+                         cfg_.backend.str(), why, eo.hostname, out.reason);
+            co_return tls_refusal("TLS handshake failed (" + std::string(why) + "): " + out.reason,
+                                  "tls_handshake", verified_tls_message(why));
+        }
+        const tls::HandshakeInfo& info = s.engine()->info();
+        m_.tls_handshake(Leg::server, library(), HandshakeResult::ok, secs);
+        m_.tls_session(Leg::server, info.version, info.cipher);
+        spdlog::debug("server TLS established: server={} version={} cipher={} subject={}",
+                      cfg_.backend.str(), info.version, info.cipher, info.peer_subject);
+        const tls::Context* client_leg = w_.tls().client.get();
+        conn.channel_binding_ok = !info.peer_certificate_der.empty() &&
+                                  channel_binding_can_pass(client_leg, info.peer_certificate_der);
+        if (!conn.channel_binding_ok && client_leg &&
+            !g_channel_binding_warned.exchange(true, std::memory_order_relaxed)) {
+            std::string ours = client_leg->certificates().empty()
+                                   ? std::string("?")
+                                   : client_leg->certificates().front().subject;
+            spdlog::warn(
+                "TLS on both legs: pggw's certificate ({}) is not the PostgreSQL server's ({}), "
+                "so SCRAM channel binding cannot pass through pggw; clients connecting with "
+                "channel_binding=prefer or require will be refused with an explanation (use "
+                "channel_binding=disable, or give pggw the server's certificate and key)",
+                ours, info.peer_subject);
+        }
+        co_return co_await send_packet(std::move(conn));
+    }
+
+    std::string_view library() const {
+        return w_.shared().backend ? w_.shared().backend->name() : "other";
+    }
+
+    Worker& w_;
+    metrics::WorkerMetrics& m_;
+    const Config& cfg_;
+    std::span<const std::uint8_t> packet_;
+    bool cancel_;
+};
+
 }  // namespace
 
-awaitable<ServerConnection> connect_server(Worker& w) {
+awaitable<ServerConnection> connect_server(Worker& w, std::span<const std::uint8_t> first_packet) {
     auto started = Clock::now();
     auto timeout = std::chrono::duration<double>(w.shared().cfg.server_connect_timeout);
-    auto r = co_await (tcp_connect(w) ||
-                       sleep_for(std::chrono::duration_cast<Clock::duration>(timeout)));
+    Negotiator n(w, first_packet);
+    auto r = co_await (n.run() || sleep_for(std::chrono::duration_cast<Clock::duration>(timeout)));
     if (r.index() == 1) {
         ServerConnection out;
         out.log_error = "timeout connecting to server " + w.shared().cfg.backend.str();
         out.metric_reason = "timeout";
+        if (n.handshake_started) {
+            auto lib = w.shared().backend ? w.shared().backend->name() : "other";
+            w.metrics().tls_handshake(Leg::server, lib, HandshakeResult::timeout,
+                                      seconds_since(*n.handshake_started));
+            w.metrics().tls_handshake_error(Leg::server, lib, "timeout");
+            out.log_error += " (during the TLS handshake)";
+        }
         w.metrics().server_connect_error(out.metric_reason);
         co_return out;
     }
@@ -64,7 +309,7 @@ awaitable<ServerConnection> connect_server(Worker& w) {
         w.metrics().server_connect_error(conn.metric_reason);
         co_return conn;
     }
-    w.metrics().server_connect(std::chrono::duration<double>(Clock::now() - started).count());
+    w.metrics().server_connect(seconds_since(started));
     co_return conn;
 }
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <optional>
 
+#include "gateway/channel_binding.hpp"
 #include "gateway/message_tracker.hpp"
 #include "gateway/protocol.hpp"
 #include "gateway/server_connection.hpp"
@@ -82,6 +83,7 @@ class Session {
     std::optional<Clock::time_point> handshake_started_;  // set while a client handshake runs
     std::uint64_t bytes_c2s_ = 0, bytes_s2c_ = 0;
     MessageTracker tracker_;  // server-to-client boundaries and transaction status
+    std::optional<SaslMechanismWatch> cb_watch_;  // set when channel binding cannot pass
     bool over_limit_ = false;
     bool was_session_ = false;  // got as far as a StartupMessage
 };
@@ -242,14 +244,10 @@ awaitable<Startup> Session::negotiate() {
 
 awaitable<void> Session::forward_cancel(const std::vector<std::uint8_t>& packet) {
     close_reason_ = "cancel request";
-    ServerConnection conn = co_await connect_server(w_);
+    ServerConnection conn = co_await connect_server(w_, packet);  // sends the packet
     if (!conn.stream) {
         m_.cancel_request("error");
         spdlog::warn("cancel request not forwarded: peer={}: {}", peer_, conn.log_error);
-        co_return;
-    }
-    if (co_await conn.stream->write_all(packet)) {
-        m_.cancel_request("error");
         co_return;
     }
     m_.cancel_request("forwarded");
@@ -283,6 +281,13 @@ awaitable<void> Session::transfer(Stream& from, Stream& to, Direction dir) {
         m_.bytes(dir, n);
         (s2c ? bytes_s2c_ : bytes_c2s_) += n;
         if (s2c) tracker_.feed(data);
+        if (!s2c && cb_watch_ && cb_watch_->feed(data) == SaslMechanismWatch::plus) {
+            co_await refuse(pg::sqlstate::invalid_authorization_specification,
+                            kChannelBindingRefusal, "channel_binding");
+            from.close();
+            to.close();
+            co_return;
+        }
         if (auto wec = co_await to.write_all(data)) {
             if (close_reason_.empty())
                 close_reason_ =
@@ -324,17 +329,23 @@ awaitable<void> Session::run() {
             co_await refuse(pg::sqlstate::too_many_connections, "sorry, too many clients already",
                             "too_many_connections");
         } else if (st.what == Startup::startup) {
-            ServerConnection conn = co_await connect_server(w_);
+            ServerConnection conn = co_await connect_server(w_, st.packet);  // sends it
             if (!conn.stream) {
-                spdlog::error("server unreachable for peer={} user={} database={}: {}", peer_,
+                spdlog::error("server connection failed for peer={} user={} database={}: {}", peer_,
                               user_, database_, conn.log_error);
-                co_await refuse(pg::sqlstate::connection_failure,
-                                "pggw could not connect to the PostgreSQL server",
-                                "server_unreachable");
-            } else if (co_await conn.stream->write_all(st.packet)) {
-                close_reason_ = "server write error";
+                co_await refuse(conn.client_sqlstate, conn.client_message, conn.refuse_reason);
             } else {
-                co_await relay(*conn.stream);
+                // Server bytes already read (--server-tls allow) go to the client first.
+                std::span<const std::uint8_t> first(conn.pending);
+                m_.bytes(Direction::server_to_client, first.size());
+                bytes_s2c_ += first.size();
+                tracker_.feed(first);
+                if (!first.empty() && co_await client_.write_all(first)) {
+                    close_reason_ = "client write error";
+                } else {
+                    if (!conn.channel_binding_ok) cb_watch_.emplace();
+                    co_await relay(*conn.stream);
+                }
             }
         }
     }

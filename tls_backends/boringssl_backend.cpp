@@ -57,6 +57,16 @@ std::string x509_name_line(const X509_NAME* name) {
     return std::string(reinterpret_cast<const char*>(data), len);
 }
 
+// The certificate in DER (what tls-server-end-point channel binding hashes).
+std::vector<std::uint8_t> x509_der(X509* cert) {
+    uint8_t* der = nullptr;
+    int len = i2d_X509(cert, &der);
+    if (len <= 0) return {};
+    std::vector<std::uint8_t> out(der, der + len);
+    OPENSSL_free(der);
+    return out;
+}
+
 std::string x509_common_name(const X509_NAME* name) {
     if (!name) return {};
     int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -443,6 +453,7 @@ class BoringsslEngine final : public Engine {
         if (peer) {
             info_.peer_common_name = x509_common_name(X509_get_subject_name(peer.get()));
             info_.peer_subject = x509_name_line(X509_get_subject_name(peer.get()));
+            info_.peer_certificate_der = x509_der(peer.get());
         }
     }
 
@@ -667,7 +678,8 @@ class BoringsslContext final : public Context {
         while (X509* raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
             bssl::UniquePtr<X509> cert(raw);
             certificates_.push_back({x509_name_line(X509_get_subject_name(cert.get())),
-                                     asn1_time_unix(X509_get0_notAfter(cert.get()))});
+                                     asn1_time_unix(X509_get0_notAfter(cert.get())),
+                                     x509_der(cert.get())});
         }
         ERR_clear_error();  // the loop ends on "no start line"
         return !certificates_.empty();

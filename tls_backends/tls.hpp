@@ -82,6 +82,8 @@ struct HandshakeInfo {
     bool peer_certificate = false;
     std::string peer_common_name;  // CN of the verified peer certificate
     std::string peer_subject;      // one-line subject, for logs
+    // The peer's leaf certificate, DER: what tls-server-end-point channel binding hashes.
+    std::vector<std::uint8_t> peer_certificate_der;
 };
 
 class Engine {
@@ -118,6 +120,7 @@ public:
 struct CertificateInfo {
     std::string subject;        // e.g. "CN=localhost"
     std::int64_t not_after{0};  // Unix seconds
+    std::vector<std::uint8_t> der;  // the certificate, DER
 };
 
 class Context {

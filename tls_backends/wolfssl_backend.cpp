@@ -96,6 +96,14 @@ std::string x509_name_line(WOLFSSL_X509_NAME* name) {
     return out;
 }
 
+// The certificate in DER (what tls-server-end-point channel binding hashes).
+std::vector<std::uint8_t> x509_der(WOLFSSL_X509* cert) {
+    int len = 0;
+    const unsigned char* der = wolfSSL_X509_get_der(cert, &len);
+    if (!der || len <= 0) return {};
+    return std::vector<std::uint8_t>(der, der + len);
+}
+
 std::string x509_common_name(WOLFSSL_X509_NAME* name) {
     if (!name) return {};
     char buf[256] = {};
@@ -594,6 +602,7 @@ class WolfsslEngine final : public Engine {
         if (peer) {
             info_.peer_common_name = x509_common_name(wolfSSL_X509_get_subject_name(peer.get()));
             info_.peer_subject = x509_name_line(wolfSSL_X509_get_subject_name(peer.get()));
+            info_.peer_certificate_der = x509_der(peer.get());
         }
     }
 
@@ -938,7 +947,8 @@ class WolfsslContext final : public Context {
                 static_cast<int>(end - pos), WOLFSSL_FILETYPE_PEM));
             if (!cert) return false;
             certificates_.push_back({x509_name_line(wolfSSL_X509_get_subject_name(cert.get())),
-                                     asn1_time_unix(wolfSSL_X509_get_notAfter(cert.get()))});
+                                     asn1_time_unix(wolfSSL_X509_get_notAfter(cert.get())),
+                                     x509_der(cert.get())});
             pos = end;
         }
         return !certificates_.empty();
