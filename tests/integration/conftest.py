@@ -147,7 +147,8 @@ def as_postgres_cmd(cmd: list[str]) -> list[str]:
 # PostgreSQL 15 cluster
 # ---------------------------------------------------------------------------------------
 class Cluster:
-    def __init__(self, max_connections: int = 300):
+    def __init__(self, max_connections: int = 300, hba_prefix: str = "", conf_extra: str = "",
+                 files: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="pggw-it-pg-"))
         self.data = self.dir / "data"
         self.sockdir = self.dir  # unix socket lives in the temp dir too
@@ -155,6 +156,8 @@ class Cluster:
         self.host = "127.0.0.1"
         self.log = self.dir / "postgres.log"
         self.max_connections = max_connections
+        self.hba_prefix, self.conf_extra = hba_prefix, conf_extra
+        self.files = files or {}  # name in the data dir -> source path (copied, mode 0600)
         if IS_ROOT:
             pw = pwd.getpwnam("postgres")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
@@ -191,7 +194,16 @@ ssl = off
 # A backend notices within 200 ms that pggw closed its connection (tests of session teardown).
 client_connection_check_interval = 200
 """)
+            f.write(self.conf_extra + "\n")
+        for name, src in self.files.items():
+            dst = self.data / name
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o600)
+            if IS_ROOT:
+                pw = pwd.getpwnam("postgres")
+                os.chown(dst, pw.pw_uid, pw.pw_gid)
         (self.data / "pg_hba.conf").write_text(
+            self.hba_prefix +
             "local all all trust\n"
             "host all alice 127.0.0.1/32 scram-sha-256\n"
             "host all alice ::1/128 scram-sha-256\n"
