@@ -67,6 +67,16 @@ struct DirectionDim : AlwaysPrecreate {
     static constexpr std::array<std::string_view, 2> values{"client_to_server", "server_to_client"};
 };
 
+// Index of v in a Dim whose last value is "other"; anything unknown maps to "other".
+template <class Dim>
+inline std::size_t index_of(std::string_view v) noexcept {
+    static_assert(Dim::values.back() == "other");
+    for (std::size_t i = 0; i + 1 < Dim::values.size(); ++i) {
+        if (same(Dim::values[i], v)) return i;
+    }
+    return Dim::values.size() - 1;
+}
+
 // ---- free-form label sets (capped per shard) ----
 
 struct TlsSessionNames {

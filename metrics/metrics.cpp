@@ -17,18 +17,6 @@ namespace pggw::metrics {
 namespace detail {
 namespace {
 
-template <class Dim>
-std::size_t index_of(std::string_view v) {
-    for (std::size_t i = 0; i + 1 < Dim::values.size(); ++i) {
-        if (same(Dim::values[i], v)) return i;
-    }
-    return Dim::values.size() - 1;  // the last value of these dimensions is "other"
-}
-
-constexpr std::string_view leg_name(Leg l) {
-    return LegDim::values[static_cast<std::size_t>(l)];
-}
-
 static_assert(LegDim::values.size() == 2 && LegDim::values[1] == "server");
 static_assert(ResultDim::values.size() == 3 && ResultDim::values[2] == "timeout");
 static_assert(StartupKindDim::values.size() == 6 && StartupKindDim::values[5] == "invalid");
@@ -38,67 +26,6 @@ static_assert(LibraryDim::values.back() == "other" && ReplyDim::values.back() ==
 
 }  // namespace
 }  // namespace detail
-
-// ---- hot path ----
-
-void WorkerMetrics::connection_accepted() {
-    f_.connections_accepted_.get().inc();
-}
-
-void WorkerMetrics::session_started() {
-    f_.sessions_active_.get().add(1);
-}
-
-void WorkerMetrics::session_ended(double seconds) {
-    f_.sessions_active_.get().add(-1);
-    f_.session_duration_.get().observe(seconds);
-}
-
-void WorkerMetrics::startup_request(StartupKind k) {
-    f_.startup_requests_.at(k).inc();
-}
-
-void WorkerMetrics::negotiation_reply(char reply) {
-    f_.negotiation_replies_.at(reply == 'S' ? 0 : reply == 'N' ? 1 : 2).inc();
-}
-
-void WorkerMetrics::tls_handshake(Leg leg, std::string_view library, HandshakeResult r,
-                                  double seconds) {
-    f_.tls_handshake_duration_.at(leg, detail::index_of<detail::LibraryDim>(library), r)
-        .observe(seconds);
-}
-
-void WorkerMetrics::tls_handshake_error(Leg leg, std::string_view library,
-                                        std::string_view reason) {
-    f_.tls_handshake_errors_
-        .at(leg, detail::index_of<detail::LibraryDim>(library),
-            detail::index_of<detail::HandshakeErrorReasonDim>(reason))
-        .inc();
-}
-
-void WorkerMetrics::tls_session(Leg leg, std::string_view version, std::string_view cipher) {
-    f_.tls_sessions_.find({detail::leg_name(leg), version, cipher}).inc();
-}
-
-void WorkerMetrics::server_connect(double seconds) {
-    f_.server_connect_duration_.get().observe(seconds);
-}
-
-void WorkerMetrics::server_connect_error(std::string_view reason) {
-    f_.server_connect_errors_.find({reason}).inc();
-}
-
-void WorkerMetrics::bytes(Direction d, std::uint64_t n) {
-    f_.bytes_.at(d).inc(n);
-}
-
-void WorkerMetrics::cancel_request(std::string_view result) {
-    f_.cancel_requests_.find({result}).inc();
-}
-
-void WorkerMetrics::client_refused(std::string_view reason) {
-    f_.client_refusals_.find({reason}).inc();
-}
 
 void WorkerMetrics::heartbeat() {
     heartbeat_ns_.set(std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -52,6 +52,12 @@ struct Readiness {
 
 class Registry;
 
+namespace detail {
+constexpr std::string_view leg_name(Leg l) {
+    return LegDim::values[static_cast<std::size_t>(l)];
+}
+}  // namespace detail
+
 // One per worker thread. Only that worker's thread may call the methods below (single-writer
 // relaxed atomics: no lock, no contended atomic, no data race with the scraper).
 class alignas(64) WorkerMetrics {
@@ -129,5 +135,66 @@ class Registry {
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// ---- hot path: inline, so that a call costs a few instructions in the session code ----
+
+inline void WorkerMetrics::connection_accepted() {
+    f_.connections_accepted_.get().inc();
+}
+
+inline void WorkerMetrics::session_started() {
+    f_.sessions_active_.get().add(1);
+}
+
+inline void WorkerMetrics::session_ended(double seconds) {
+    f_.sessions_active_.get().add(-1);
+    f_.session_duration_.get().observe(seconds);
+}
+
+inline void WorkerMetrics::startup_request(StartupKind k) {
+    f_.startup_requests_.at(k).inc();
+}
+
+inline void WorkerMetrics::negotiation_reply(char reply) {
+    f_.negotiation_replies_.at(reply == 'S' ? 0 : reply == 'N' ? 1 : 2).inc();
+}
+
+inline void WorkerMetrics::tls_handshake(Leg leg, std::string_view library, HandshakeResult r,
+                                         double seconds) {
+    f_.tls_handshake_duration_.at(leg, detail::index_of<detail::LibraryDim>(library), r)
+        .observe(seconds);
+}
+
+inline void WorkerMetrics::tls_handshake_error(Leg leg, std::string_view library,
+                                               std::string_view reason) {
+    f_.tls_handshake_errors_
+        .at(leg, detail::index_of<detail::LibraryDim>(library),
+            detail::index_of<detail::HandshakeErrorReasonDim>(reason))
+        .inc();
+}
+
+inline void WorkerMetrics::tls_session(Leg leg, std::string_view version, std::string_view cipher) {
+    f_.tls_sessions_.find({detail::leg_name(leg), version, cipher}).inc();
+}
+
+inline void WorkerMetrics::server_connect(double seconds) {
+    f_.server_connect_duration_.get().observe(seconds);
+}
+
+inline void WorkerMetrics::server_connect_error(std::string_view reason) {
+    f_.server_connect_errors_.find({reason}).inc();
+}
+
+inline void WorkerMetrics::bytes(Direction d, std::uint64_t n) {
+    f_.bytes_.at(d).inc(n);
+}
+
+inline void WorkerMetrics::cancel_request(std::string_view result) {
+    f_.cancel_requests_.find({result}).inc();
+}
+
+inline void WorkerMetrics::client_refused(std::string_view reason) {
+    f_.client_refusals_.find({reason}).inc();
+}
 
 }  // namespace pggw::metrics

@@ -250,6 +250,10 @@ class Capped {
                 return slots_[i].value;
             }
         }
+        return insert(key, n);
+    }
+    // Cold: a label set this shard has not seen yet.
+    [[gnu::noinline]] V& insert(const Key& key, std::size_t n) {
         if (n == Cap) return overflow_;
         for (auto v : key) {
             if (v.size() > max_value_size) return overflow_;
