@@ -7,6 +7,12 @@
 // certificate PostgreSQL presents. Otherwise a client that picks -PLUS would fail with a bare
 // "SCRAM channel binding check failed"; pggw stops it at its SASLInitialResponse instead and
 // says why.
+//
+// A plaintext client leg in front of a TLS server leg is the other trap: PostgreSQL offers
+// -PLUS (its connection is TLS) and libpq refuses such an offer over a non-SSL connection
+// ("server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection"). There pggw
+// drops -PLUS from the server's AuthenticationSASL list: the client answers with gs2 flag 'n'
+// (no binding support), which PostgreSQL accepts.
 #pragma once
 
 #include <cstddef>
@@ -41,6 +47,44 @@ class SaslMechanismWatch {
     Verdict verdict_ = undecided;
     std::size_t seen_ = 0;  // bytes of the first message seen so far
     std::uint32_t length_ = 0;
+};
+
+// Rewrites the server's first authentication request: AuthenticationSASL (R, code 10) loses
+// SCRAM-SHA-256-PLUS from its mechanism list. NegotiateProtocolVersion messages before it pass
+// unchanged; any other first message ends the filter. Holds bytes back until that first
+// message is complete.
+class SaslOfferFilter {
+  public:
+    // The bytes to send on now (a view of `in`, or of held bytes; empty: need more).
+    // Valid until the next call.
+    std::span<const std::uint8_t> feed(std::span<const std::uint8_t> in);
+    bool stripped() const { return stripped_; }
+
+  private:
+    void strip(std::size_t pos, std::uint32_t len);
+    bool done_ = false;
+    bool stripped_ = false;
+    std::vector<std::uint8_t> held_;
+};
+
+// What a session runs when the server leg is TLS and channel binding cannot pass: with a
+// plaintext client leg, the offer is filtered; with a TLS client leg, -PLUS is refused.
+class ChannelBindingGuard {
+  public:
+    explicit ChannelBindingGuard(bool client_leg_tls) : client_tls_(client_leg_tls) {}
+    // server to client: what to send on now (empty: wait for more).
+    std::span<const std::uint8_t> server_bytes(std::span<const std::uint8_t> in) {
+        return client_tls_ ? in : filter_.feed(in);
+    }
+    // client to server: true when the client chose SCRAM-SHA-256-PLUS (refuse it).
+    bool client_chose_plus(std::span<const std::uint8_t> in) {
+        return client_tls_ && watch_.feed(in) == SaslMechanismWatch::plus;
+    }
+
+  private:
+    bool client_tls_;
+    SaslOfferFilter filter_;
+    SaslMechanismWatch watch_;
 };
 
 }  // namespace pggw

@@ -83,7 +83,7 @@ class Session {
     std::optional<Clock::time_point> handshake_started_;  // set while a client handshake runs
     std::uint64_t bytes_c2s_ = 0, bytes_s2c_ = 0;
     MessageTracker tracker_;  // server-to-client boundaries and transaction status
-    std::optional<SaslMechanismWatch> cb_watch_;  // set when channel binding cannot pass
+    std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
     bool over_limit_ = false;
     bool was_session_ = false;  // got as far as a StartupMessage
 };
@@ -281,7 +281,8 @@ awaitable<void> Session::transfer(Stream& from, Stream& to, Direction dir) {
         m_.bytes(dir, n);
         (s2c ? bytes_s2c_ : bytes_c2s_) += n;
         if (s2c) tracker_.feed(data);
-        if (!s2c && cb_watch_ && cb_watch_->feed(data) == SaslMechanismWatch::plus) {
+        if (cb_guard_ && s2c && (data = cb_guard_->server_bytes(data)).empty()) continue;
+        if (cb_guard_ && !s2c && cb_guard_->client_chose_plus(data)) {
             co_await refuse(pg::sqlstate::invalid_authorization_specification,
                             kChannelBindingRefusal, "channel_binding");
             from.close();
@@ -335,15 +336,17 @@ awaitable<void> Session::run() {
                               user_, database_, conn.log_error);
                 co_await refuse(conn.client_sqlstate, conn.client_message, conn.refuse_reason);
             } else {
+                if (conn.stream->encrypted() && (!client_.encrypted() || !conn.channel_binding_ok))
+                    cb_guard_.emplace(client_.encrypted());
                 // Server bytes already read (--server-tls allow) go to the client first.
                 std::span<const std::uint8_t> first(conn.pending);
                 m_.bytes(Direction::server_to_client, first.size());
                 bytes_s2c_ += first.size();
+                if (cb_guard_) first = cb_guard_->server_bytes(first);
                 tracker_.feed(first);
                 if (!first.empty() && co_await client_.write_all(first)) {
                     close_reason_ = "client write error";
                 } else {
-                    if (!conn.channel_binding_ok) cb_watch_.emplace();
                     co_await relay(*conn.stream);
                 }
             }
