@@ -327,6 +327,33 @@ def test_tls_bytes_dribbled_one_per_segment(lib, gateways, certs, direct):
         assert any(k == b"D" and p.endswith(b"dribbled") for k, p in out), describe(out)
 
 
+def test_tls_connection_storm_with_resets(lib, gateways, certs):
+    """Resets in the middle of the TLS handshake and right after it; pggw keeps serving."""
+    gw = gateways(lib, "require")
+    ctx = client_context(certs.ca)
+    for i in range(60):
+        s = connect(gw.addr)
+        s.sendall(ssl_request())
+        recv_exact(s, 1)
+        b = BioTls(s, ctx)
+        if i % 2 == 0:
+            s.sendall(b.client_hello())  # ClientHello, then vanish
+            time.sleep(0.002)
+        else:
+            b.handshake()  # full handshake, then vanish
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    for i in range(30):  # direct TLS ClientHello, then vanish
+        s = connect(gw.addr)
+        s.sendall(BioTls(s, client_context(certs.ca, alpn=["postgresql"])).client_hello()[:50 + i])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    assert gw.alive()
+    with starttls(gw.addr, ctx) as t:
+        msgs, _ = trust_session(t, "bob", "appdb")
+        assert_ready(msgs)
+
+
 def test_tls12_session(lib, gateways, certs):
     gw = gateways(lib, "require")
     ctx = client_context(certs.ca, maximum=ssl.TLSVersion.TLSv1_2)

@@ -2,6 +2,7 @@
 command line (check-config, --version, refusing to start without a certificate)."""
 import os
 import re
+import socket
 import struct
 import time
 
@@ -180,6 +181,44 @@ def test_startup_byte_by_byte(gw):
         for b in startup_message("bob", "appdb"):
             s.sendall(bytes([b]))
         msgs = read_until(s, b"Z", 5)
+        assert_ready(msgs)
+
+
+MALFORMED = {
+    "no user": struct.pack("!i", 196608) + b"database\0appdb\0\0",
+    "no final NUL": struct.pack("!i", 196608) + b"user\0bob\0database\0appdb\0",
+    "key without value": struct.pack("!i", 196608) + b"user\0bob\0database\0",
+    "empty user": struct.pack("!i", 196608) + b"user\0\0\0",
+    "only the code": struct.pack("!i", 196608),
+    "cancel of wrong length": struct.pack("!iI", 80877102, 1),
+    "ssl request of wrong length": struct.pack("!ii", 80877103, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_startup_packets(gw, name):
+    """Refused by pggw or by PostgreSQL (an ErrorResponse and/or a close); never a session."""
+    body = MALFORMED[name]
+    with connect(gw.addr) as s:
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        assert_closed_without_auth(s, timeout=3)
+    assert gw.alive()
+
+
+def test_connection_storm_with_resets(gw):
+    """Connections that reset at every stage of startup; pggw keeps serving."""
+    stages = [b"", ssl_request(), gssenc_request(), startup_message("bob", "appdb")[:7],
+              startup_message("bob", "appdb")]
+    for i in range(150):
+        s = connect(gw.addr)
+        s.sendall(stages[i % len(stages)])
+        if i % 3 == 0:
+            time.sleep(0.002)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    assert gw.alive()
+    with connect(gw.addr) as s:
+        msgs, _ = trust_session(s, "bob", "appdb")
         assert_ready(msgs)
 
 
