@@ -284,8 +284,12 @@ class Pggw:
         cmd += args
         self.cmd = cmd
         self._log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        # With a sanitizer build (PGGW_BUILD_DIR=build-asan), any report aborts: a crash signal.
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0")
+        env.setdefault("UBSAN_OPTIONS", "abort_on_error=1:halt_on_error=1:print_stacktrace=1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.pid = self.proc.pid
         self.exit_before_stop = None
         _all_pggw.append(self)
@@ -326,11 +330,14 @@ class Pggw:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    CRASH_SIGNALS = (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS, -signal.SIGILL,
+                     -signal.SIGFPE)
+
     def crashed(self) -> bool:
-        """Did pggw die of a crash signal on its own (before we stopped it)?"""
-        rc = self.proc.poll() if self.exit_before_stop is None else self.exit_before_stop
-        return rc is not None and rc in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS,
-                                         -signal.SIGILL, -signal.SIGFPE)
+        """Did pggw die of a crash signal, on its own or while shutting down after SIGTERM?
+        (Sanitizer builds abort on error: see the ASAN_OPTIONS set at start.)"""
+        rcs = (self.exit_before_stop, self.proc.poll())
+        return any(rc in self.CRASH_SIGNALS for rc in rcs if rc is not None)
 
     def stop(self, grace: float = 5) -> int | None:
         if self.exit_before_stop is None:
@@ -375,8 +382,9 @@ def check_no_crash(procs):
     crashed = [p for p in procs if p.crashed()]
     if crashed:
         p = crashed[0]
-        raise AssertionError(f"pggw (pid {p.pid}) crashed with {p.exit_before_stop}:\n"
-                             f"{' '.join(p.cmd)}\n{p.log_text()[-5000:]}")
+        raise AssertionError(f"pggw (pid {p.pid}) crashed (status {p.exit_before_stop} before "
+                             f"stop, {p.proc.returncode} after):\n{' '.join(p.cmd)}\n"
+                             f"{p.log_text()[-5000:]}")
 
 
 @pytest.hookimpl(tryfirst=True)
