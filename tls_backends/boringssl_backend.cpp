@@ -105,6 +105,36 @@ bool ip_host_matches_common_name(X509* cert, const std::string& host) {
     return x509_common_name(X509_get_subject_name(cert)) == host;
 }
 
+// What a certificate is for, as verify-full sees it: "DNS:a, IP:10.0.0.1 (CN=a)", for the
+// reason of a host name mismatch.
+std::string x509_presented_names(X509* cert) {
+    std::string out;
+    bssl::UniquePtr<GENERAL_NAMES> sans(static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+    for (std::size_t i = 0; sans && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+        const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans.get(), i);
+        std::string name;
+        if (gn->type == GEN_DNS) {
+            name = "DNS:" +
+                   std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(gn->d.dNSName)),
+                               static_cast<std::size_t>(ASN1_STRING_length(gn->d.dNSName)));
+        } else if (gn->type == GEN_IPADD) {
+            char text[INET6_ADDRSTRLEN] = {};
+            int len = ASN1_STRING_length(gn->d.iPAddress);
+            if ((len == 4 || len == 16) &&
+                inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress),
+                          text, sizeof text)) {
+                name = std::string("IP:") + text;
+            }
+        }
+        if (name.empty()) continue;
+        out += (out.empty() ? "" : ", ") + name;
+    }
+    std::string cn = x509_common_name(X509_get_subject_name(cert));
+    if (!cn.empty()) out += (out.empty() ? "CN=" : " (CN=") + cn + (out.empty() ? "" : ")");
+    return out.empty() ? "no name" : out;
+}
+
 // The first queued library error, preferring one from libssl; clears the queue.
 uint32_t take_error() {
     uint32_t first = 0, ssl_first = 0;
@@ -396,10 +426,13 @@ class BoringsslEngine final : public Engine {
         noted_reason_ = std::move(reason);
     }
     const std::string& hostname() const { return hostname_; }
-    void note_verify_error(int depth, X509* cert) {
+    void note_verify_error(int error, int depth, X509* cert) {
         if (verify_detail_.empty() && cert) {
             verify_detail_ = " (depth " + std::to_string(depth) + ", subject \"" +
                              x509_name_line(X509_get_subject_name(cert)) + "\")";
+            if (error == X509_V_ERR_HOSTNAME_MISMATCH || error == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+                verify_detail_ = "; the certificate is for " + x509_presented_names(cert);
+            }
         }
     }
 
@@ -559,7 +592,7 @@ int verify(int ok, X509_STORE_CTX* store) {
             X509_STORE_CTX_set_error(store, X509_V_OK);
             return 1;
         }
-        engine->note_verify_error(depth, cert);
+        engine->note_verify_error(X509_STORE_CTX_get_error(store), depth, cert);
     }
     return ok;
 }

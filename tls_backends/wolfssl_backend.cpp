@@ -149,6 +149,40 @@ bool x509_matches_ip(WOLFSSL_X509* cert, const std::string& host) {
     return has_san ? match : x509_common_name(wolfSSL_X509_get_subject_name(cert)) == host;
 }
 
+// What a certificate is for, as verify-full sees it: "DNS:a, IP:10.0.0.1 (CN=a)", for the
+// reason of a host name mismatch.
+std::string x509_presented_names(WOLFSSL_X509* cert) {
+    std::string out;
+    constexpr int kGeneralNameDns = 2, kGeneralNameIp = 7;  // GeneralName CHOICE tags
+    auto* names = static_cast<WOLFSSL_STACK*>(
+        wolfSSL_X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    // wolfSSL's stack holds the names last first: walk it backwards for the certificate's order.
+    for (int i = names ? wolfSSL_sk_GENERAL_NAME_num(names) - 1 : -1; i >= 0; --i) {
+        WOLFSSL_GENERAL_NAME* gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+        std::string name;
+        if (gn && gn->type == kGeneralNameDns && gn->d.dNSName) {
+            name =
+                "DNS:" +
+                std::string(reinterpret_cast<const char*>(wolfSSL_ASN1_STRING_data(gn->d.dNSName)),
+                            static_cast<std::size_t>(wolfSSL_ASN1_STRING_length(gn->d.dNSName)));
+        } else if (gn && gn->type == kGeneralNameIp && gn->d.ip) {
+            char text[INET6_ADDRSTRLEN] = {};
+            int len = wolfSSL_ASN1_STRING_length(gn->d.ip);
+            if ((len == 4 || len == 16) &&
+                inet_ntop(len == 4 ? AF_INET : AF_INET6, wolfSSL_ASN1_STRING_data(gn->d.ip), text,
+                          sizeof text)) {
+                name = std::string("IP:") + text;
+            }
+        }
+        if (name.empty()) continue;
+        out += (out.empty() ? "" : ", ") + name;
+    }
+    if (names) wolfSSL_GENERAL_NAMES_free(names);
+    std::string cn = x509_common_name(wolfSSL_X509_get_subject_name(cert));
+    if (!cn.empty()) out += (out.empty() ? "CN=" : " (CN=") + cn + (out.empty() ? "" : ")");
+    return out.empty() ? "no name" : out;
+}
+
 std::string error_text(int e) {
     char buf[WOLFSSL_MAX_ERROR_SZ] = {};
     wolfSSL_ERR_error_string_n(static_cast<unsigned long>(e), buf, sizeof buf);
@@ -519,6 +553,9 @@ class WolfsslEngine final : public Engine {
         if (cert) {
             verify_detail_ = " (depth " + std::to_string(depth) + ", subject \"" +
                              x509_name_line(wolfSSL_X509_get_subject_name(cert)) + "\")";
+            if (error == DOMAIN_NAME_MISMATCH || error == IPADDR_MISMATCH) {
+                verify_detail_ = "; the certificate is for " + x509_presented_names(cert);
+            }
         }
     }
 
@@ -537,10 +574,7 @@ class WolfsslEngine final : public Engine {
         std::string reason;
         Failure f = map_failure(ssl_.get(), err, verify_error_, handshake_done_ ? -1 : first_byte_,
                                 eof_, plain_alert(), hostname_, reason);
-        if (verify_error_ != 0 && verify_error_ != DOMAIN_NAME_MISMATCH &&
-            verify_error_ != IPADDR_MISMATCH) {
-            reason += verify_detail_;
-        }
+        if (verify_error_ != 0) reason += verify_detail_;
         // Where wolfSSL gives up on a hello without a word (no common version), tell the peer,
         // as BoringSSL does: a plaintext fatal alert is still valid at that point.
         WOLFSSL_ALERT_HISTORY h{};

@@ -220,7 +220,9 @@ def test_verify_full_host_names(lib, gateways, ssl_cluster):
     assert TLS_REFUSAL in err and "hostname_mismatch" in err, err
     assert str(ssl_cluster.port) not in err, err
     lines = gw.wait_log(r"TLS handshake with PostgreSQL server .*hostname_mismatch")
+    # The log names the expected and the presented names.
     assert lines and "wrong.example.com" in lines[0], gw.log_text()
+    assert "the certificate is for DNS:localhost, IP:127.0.0.1 (CN=localhost)" in lines[0], lines
     assert wait_metric(gw, "pggw_tls_handshake_errors_total", leg="server", library=lib,
                        reason="hostname_mismatch") >= 1
     # verify-ca does not check the name.
