@@ -24,6 +24,9 @@ class MessageTracker {
     // Idle between messages: the only state in which pggw may inject its own message.
     bool idle() const { return at_boundary() && status_ == 'I'; }
     std::uint64_t messages() const { return messages_; }
+    // Messages of one type seen so far (e.g. 'Z' from the server; 'Q', 'S' and 'F' from the
+    // client, each of which the server answers with one ReadyForQuery).
+    std::uint64_t count(char type) const { return counts_[std::uint8_t(type)]; }
 
   private:
     std::uint8_t header_[5]{};
@@ -32,6 +35,7 @@ class MessageTracker {
     bool want_status_ = false;  // next body byte is ReadyForQuery's status
     char status_ = 0;
     std::uint64_t messages_ = 0;
+    std::uint64_t counts_[256]{};
 };
 
 }  // namespace pggw

@@ -70,6 +70,8 @@ class Session {
                            std::string_view metric_reason);
     awaitable<void> forward_cancel(const std::vector<std::uint8_t>& packet);
     awaitable<void> relay(Stream& server);
+    awaitable<void> end_when_drained();
+    bool idle() const;
     awaitable<void> transfer(Stream& from, Stream& to, Direction dir);
     void end_log();
 
@@ -82,7 +84,12 @@ class Session {
     Clock::time_point started_ = Clock::now();
     std::optional<Clock::time_point> handshake_started_;  // set while a client handshake runs
     std::uint64_t bytes_c2s_ = 0, bytes_s2c_ = 0;
-    MessageTracker tracker_;  // server-to-client boundaries and transaction status
+    MessageTracker tracker_;         // server-to-client boundaries and transaction status
+    MessageTracker client_tracker_;  // client-to-server: counts the queries sent
+    bool s2c_writing_ = false;  // a server-to-client write is in flight
+    // Cancelled when a drain is on and the session just became idle.
+    asio::steady_timer idle_wakeup_{client_.socket().get_executor(),
+                                    asio::steady_timer::time_point::max()};
     std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
     bool over_limit_ = false;
     bool was_session_ = false;  // got as far as a StartupMessage
@@ -278,9 +285,9 @@ awaitable<void> Session::transfer(Stream& from, Stream& to, Direction dir) {
             co_return;
         }
         std::span<const std::uint8_t> data(buf.data(), n);
+        if (!s2c) client_tracker_.feed(data);
         m_.bytes(dir, n);
         (s2c ? bytes_s2c_ : bytes_c2s_) += n;
-        if (s2c) tracker_.feed(data);
         if (cb_guard_ && s2c && (data = cb_guard_->server_bytes(data)).empty()) continue;
         if (cb_guard_ && !s2c && cb_guard_->client_chose_plus(data)) {
             co_await refuse(pg::sqlstate::invalid_authorization_specification,
@@ -289,7 +296,15 @@ awaitable<void> Session::transfer(Stream& from, Stream& to, Direction dir) {
             to.close();
             co_return;
         }
-        if (auto wec = co_await to.write_all(data)) {
+        if (s2c) s2c_writing_ = true;
+        auto wec = co_await to.write_all(data);
+        if (s2c) {
+            // Tracked once written, so idle() also means nothing is half-sent to the client.
+            s2c_writing_ = false;
+            tracker_.feed(data);
+            if (w_.draining() && idle()) idle_wakeup_.cancel();
+        }
+        if (wec) {
             if (close_reason_.empty())
                 close_reason_ =
                     (s2c ? "client write error: " : "server write error: ") + wec.message();
@@ -300,9 +315,31 @@ awaitable<void> Session::transfer(Stream& from, Stream& to, Direction dir) {
     }
 }
 
+// Between transactions with nothing in flight: the server's last ReadyForQuery said idle and
+// answered every query the client sent (the first one answers the startup), and nothing is
+// half-written to the client.
+bool Session::idle() const {
+    std::uint64_t asked =
+        client_tracker_.count('Q') + client_tracker_.count('S') + client_tracker_.count('F');
+    return tracker_.idle() && !s2c_writing_ && tracker_.count('Z') == asked + 1;
+}
+
+// During a drain, ends the session at its first moment between transactions, as PostgreSQL's
+// smart shutdown would: FATAL 57P01 to the client, then close. Sessions in a transaction
+// continue until they commit or roll back (or the drain times out).
+awaitable<void> Session::end_when_drained() {
+    if (!w_.draining()) co_await w_.drain_signal().async_wait(use_nothrow);
+    while (!idle()) co_await idle_wakeup_.async_wait(use_nothrow);
+    close_reason_ = "drained";
+    auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
+                                  "terminating connection due to administrator command");
+    co_await client_.write_all(msg);
+}
+
 awaitable<void> Session::relay(Stream& server) {
-    co_await (transfer(client_, server, Direction::client_to_server) &&
-              transfer(server, client_, Direction::server_to_client));
+    co_await ((transfer(client_, server, Direction::client_to_server) &&
+               transfer(server, client_, Direction::server_to_client)) ||
+              end_when_drained());
 }
 
 awaitable<void> Session::run() {

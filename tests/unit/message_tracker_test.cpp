@@ -68,6 +68,17 @@ TEST(MessageTracker, MidMessageIsNotABoundary) {
     EXPECT_FALSE(t.at_boundary());
 }
 
+TEST(MessageTracker, CountsMessagesByType) {
+    auto bytes = stream_of({message('Q', "select 1\0"), message('P', std::string(6, '\0')),
+                            message('S', ""), message('Q', "select 2\0")});
+    MessageTracker t;
+    for (std::size_t i = 0; i < bytes.size(); ++i) t.feed(std::span(bytes.data() + i, 1));
+    EXPECT_EQ(t.count('Q'), 2u);
+    EXPECT_EQ(t.count('S'), 1u);
+    EXPECT_EQ(t.count('P'), 1u);
+    EXPECT_EQ(t.count('Z'), 0u);
+}
+
 TEST(MessageTracker, LengthBelowFourIsOutOfSync) {
     std::vector<std::uint8_t> bad = {'Z', 0, 0, 0, 3};
     MessageTracker t;
