@@ -177,7 +177,15 @@ class Negotiator {
                     co_return tls_refusal("received unencrypted data after SSL response",
                                           "tls_handshake", verified_tls_message("unexpected data"));
                 }
-                co_return co_await handshake(std::move(conn));
+                if (!fallback) co_return co_await handshake(std::move(conn));
+                {
+                    // prefer: libpq retries without TLS on a fresh connection when the handshake
+                    // fails (prefer checks no certificate, so this is a protocol failure).
+                    ServerConnection tls = co_await handshake(std::move(conn));
+                    if (tls.stream || tls.metric_reason != "tls_handshake") co_return tls;
+                    spdlog::warn("--server-tls prefer: retrying without TLS: {}", tls.log_error);
+                    co_return co_await plaintext();
+                }
             case neg::SslAnswer::plaintext:
                 if (!fallback) {
                     s.close();
@@ -237,6 +245,12 @@ class Negotiator {
         s.start_tls(w_.tls().server->new_engine(eo));
         handshake_started = Clock::now();
         TlsOutcome out = co_await s.handshake();
+        // Ended by --server-connect-timeout: connect_server counts the timeout.
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) {
+            s.close();
+            co_return failed("cancelled during the TLS handshake", "timeout");
+        }
         const double secs = seconds_since(*handshake_started);
         handshake_started.reset();
         if (!out.ok) {

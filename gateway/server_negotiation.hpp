@@ -26,7 +26,7 @@ SslAnswer classify_ssl_answer(std::uint8_t byte);
 //   allow       plaintext first; TLS on a fresh connection only when the first reply to the
 //               StartupMessage is an ErrorResponse (nothing relayed to the client yet)
 //   prefer      SSLRequest; plaintext if the server answers 'N', or on a fresh connection
-//               if it answers 'E'
+//               if it answers 'E' or the TLS handshake fails
 //   require     SSLRequest; TLS or nothing (verifies the chain when --server-ca is given,
 //               as libpq does when a root certificate file exists)
 //   verify-ca   TLS, chain verified against --server-ca

@@ -492,6 +492,52 @@ def test_bytes_behind_s_are_refused(lib):
         fake.close()
 
 
+def test_prefer_falls_back_when_the_handshake_fails(lib):
+    """prefer, as libpq: a failed TLS handshake after 'S' means a fresh plaintext connection
+    (counted as a server-leg handshake error); require refuses."""
+    for mode in ("prefer", "require"):
+        script = [answer(b"S")] + ([refuse_startup] if mode == "prefer" else [])
+        fake = FakeServer(script)
+        try:
+            with Pggw("--tls-library", lib, "--server-tls", mode, "--workers", "1",
+                      backend=fake.addr) as gw:
+                f = client_error(gw)
+                if mode == "prefer":
+                    assert f["M"] == "fake server: startup refused", f
+                else:
+                    assert f["M"].startswith(TLS_REFUSAL), f
+                    assert len(fake.received) == 1
+                assert wait_metric(gw, "pggw_tls_handshake_errors_total", leg="server",
+                                   library=lib, reason="eof") >= 1
+        finally:
+            fake.close()
+
+
+def test_server_handshake_timeout(lib):
+    """A server that answers 'S' and then says nothing: --server-connect-timeout ends it, and
+    the server-leg handshake is counted as timed out."""
+    def stall(c, received):
+        received.append(read_packet(c))
+        c.sendall(b"S")
+        time.sleep(3)
+
+    fake = FakeServer([stall])
+    try:
+        with Pggw("--tls-library", lib, "--server-tls", "require", "--workers", "1",
+                  "--server-connect-timeout", "1", backend=fake.addr) as gw:
+            t0 = time.monotonic()
+            f = client_error(gw)
+            assert f["C"] == "08006" and "pggw could not connect" in f["M"], f
+            assert 0.8 < time.monotonic() - t0 < 2.5
+            text = scrape(gw)
+            assert metric(text, "pggw_tls_handshakes_total", leg="server", result="timeout") == 1
+            assert metric(text, "pggw_tls_handshake_errors_total", leg="server",
+                          reason="timeout") == 1
+            assert metric(text, "pggw_server_connect_errors_total", reason="timeout") == 1
+    finally:
+        fake.close()
+
+
 def test_unknown_answer_refused(lib):
     fake = FakeServer([answer(b"X")])
     try:
