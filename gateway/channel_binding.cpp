@@ -17,10 +17,9 @@ const std::string_view kChannelBindingRefusal =
     "server's own certificate and key";
 
 bool channel_binding_can_pass(const tls::Context* client_leg,
-                              const std::vector<std::uint8_t>& server_der) {
-    if (server_der.empty()) return true;
+                              const tls::CertificateHash& server_certificate) {
     if (!client_leg || client_leg->certificates().empty()) return false;
-    return client_leg->certificates().front().der == server_der;
+    return client_leg->certificates().front().sha256 == server_certificate;
 }
 
 SaslMechanismWatch::Verdict SaslMechanismWatch::feed(std::span<const std::uint8_t> data) {

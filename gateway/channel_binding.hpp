@@ -25,10 +25,11 @@
 
 namespace pggw {
 
-// Whether a -PLUS exchange can succeed through pggw: the server leg is plaintext
-// (server_der empty), or pggw's client-leg leaf certificate is byte for byte the server's.
+// Whether a -PLUS exchange over a TLS server leg can succeed through pggw: pggw's client-leg
+// leaf certificate is the server's (same SHA-256 of the DER encoding). A plaintext server leg
+// never offers -PLUS: the question does not arise.
 bool channel_binding_can_pass(const tls::Context* client_leg,
-                              const std::vector<std::uint8_t>& server_der);
+                              const tls::CertificateHash& server_certificate);
 
 // What pggw tells a client that picked SCRAM-SHA-256-PLUS when it cannot pass (SQLSTATE 28000).
 extern const std::string_view kChannelBindingRefusal;

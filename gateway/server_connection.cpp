@@ -269,8 +269,9 @@ class Negotiator {
         spdlog::debug("server TLS established: server={} version={} cipher={} subject={}",
                       cfg_.backend.str(), info.version, info.cipher, info.peer_subject);
         const tls::Context* client_leg = w_.tls().client.get();
-        conn.channel_binding_ok = !info.peer_certificate_der.empty() &&
-                                  channel_binding_can_pass(client_leg, info.peer_certificate_der);
+        conn.channel_binding_ok =
+            info.peer_certificate &&
+            channel_binding_can_pass(client_leg, info.peer_certificate_sha256);
         if (!conn.channel_binding_ok && client_leg &&
             !g_channel_binding_warned.exchange(true, std::memory_order_relaxed)) {
             std::string ours = client_leg->certificates().empty()

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -57,12 +58,13 @@ std::string x509_name_line(const X509_NAME* name) {
     return std::string(reinterpret_cast<const char*>(data), len);
 }
 
-// The certificate in DER (what tls-server-end-point channel binding hashes).
-std::vector<std::uint8_t> x509_der(X509* cert) {
+// SHA-256 of the certificate's DER encoding (compared for channel binding).
+CertificateHash x509_sha256(X509* cert) {
+    CertificateHash out{};
     uint8_t* der = nullptr;
     int len = i2d_X509(cert, &der);
-    if (len <= 0) return {};
-    std::vector<std::uint8_t> out(der, der + len);
+    if (len <= 0) return out;
+    SHA256(der, static_cast<std::size_t>(len), out.data());
     OPENSSL_free(der);
     return out;
 }
@@ -486,7 +488,7 @@ class BoringsslEngine final : public Engine {
         if (peer) {
             info_.peer_common_name = x509_common_name(X509_get_subject_name(peer.get()));
             info_.peer_subject = x509_name_line(X509_get_subject_name(peer.get()));
-            info_.peer_certificate_der = x509_der(peer.get());
+            info_.peer_certificate_sha256 = x509_sha256(peer.get());
         }
     }
 
@@ -712,7 +714,7 @@ class BoringsslContext final : public Context {
             bssl::UniquePtr<X509> cert(raw);
             certificates_.push_back({x509_name_line(X509_get_subject_name(cert.get())),
                                      asn1_time_unix(X509_get0_notAfter(cert.get())),
-                                     x509_der(cert.get())});
+                                     x509_sha256(cert.get())});
         }
         ERR_clear_error();  // the loop ends on "no start line"
         return !certificates_.empty();

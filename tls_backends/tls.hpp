@@ -11,6 +11,7 @@
 // OpenSSL-style symbols can never interpose on each other (see loader.cpp).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -74,6 +75,9 @@ enum class Failure {
 };
 std::string_view failure_name(Failure f);
 
+// SHA-256 of a certificate's DER encoding.
+using CertificateHash = std::array<std::uint8_t, 32>;
+
 struct HandshakeInfo {
     std::string version;      // "TLSv1.3", as OpenSSL and PostgreSQL's pg_stat_ssl name it
     std::string cipher;       // e.g. "TLS_AES_256_GCM_SHA384"
@@ -82,8 +86,9 @@ struct HandshakeInfo {
     bool peer_certificate = false;
     std::string peer_common_name;  // CN of the verified peer certificate
     std::string peer_subject;      // one-line subject, for logs
-    // The peer's leaf certificate, DER: what tls-server-end-point channel binding hashes.
-    std::vector<std::uint8_t> peer_certificate_der;
+    // SHA-256 of the peer's leaf certificate (DER), when peer_certificate: equal hashes mean the
+    // certificate that tls-server-end-point channel binding hashes is the same.
+    CertificateHash peer_certificate_sha256{};
 };
 
 class Engine {
@@ -120,7 +125,7 @@ public:
 struct CertificateInfo {
     std::string subject;        // e.g. "CN=localhost"
     std::int64_t not_after{0};  // Unix seconds
-    std::vector<std::uint8_t> der;  // the certificate, DER
+    CertificateHash sha256{};   // of the DER encoding
 };
 
 class Context {

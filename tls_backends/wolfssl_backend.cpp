@@ -15,6 +15,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/rsa.h>
 
@@ -96,12 +97,14 @@ std::string x509_name_line(WOLFSSL_X509_NAME* name) {
     return out;
 }
 
-// The certificate in DER (what tls-server-end-point channel binding hashes).
-std::vector<std::uint8_t> x509_der(WOLFSSL_X509* cert) {
+// SHA-256 of the certificate's DER encoding (compared for channel binding).
+CertificateHash x509_sha256(WOLFSSL_X509* cert) {
+    CertificateHash out{};
     int len = 0;
     const unsigned char* der = wolfSSL_X509_get_der(cert, &len);
-    if (!der || len <= 0) return {};
-    return std::vector<std::uint8_t>(der, der + len);
+    if (!der || len <= 0) return out;
+    wc_Sha256Hash(der, static_cast<word32>(len), out.data());
+    return out;
 }
 
 std::string x509_common_name(WOLFSSL_X509_NAME* name) {
@@ -636,7 +639,7 @@ class WolfsslEngine final : public Engine {
         if (peer) {
             info_.peer_common_name = x509_common_name(wolfSSL_X509_get_subject_name(peer.get()));
             info_.peer_subject = x509_name_line(wolfSSL_X509_get_subject_name(peer.get()));
-            info_.peer_certificate_der = x509_der(peer.get());
+            info_.peer_certificate_sha256 = x509_sha256(peer.get());
         }
     }
 
@@ -982,7 +985,7 @@ class WolfsslContext final : public Context {
             if (!cert) return false;
             certificates_.push_back({x509_name_line(wolfSSL_X509_get_subject_name(cert.get())),
                                      asn1_time_unix(wolfSSL_X509_get_notAfter(cert.get())),
-                                     x509_der(cert.get())});
+                                     x509_sha256(cert.get())});
             pos = end;
         }
         return !certificates_.empty();
