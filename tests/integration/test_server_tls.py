@@ -9,6 +9,7 @@ unencrypted bytes behind its 'S', or with nonsense. Certificates: openssl CLI (t
 """
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -18,8 +19,9 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import (ALICE_PASSWORD, Cluster, Pggw, check_no_crash, clean_client_env,
-                      client_context, conninfo, connect, error_fields, make_ca, make_leaf, psql,
+from conftest import (ALICE_PASSWORD, Cluster, Pggw, cancel_request, check_no_crash,
+                      clean_client_env, client_context, conninfo, connect, error_fields, make_ca,
+                      make_leaf, psql,
                       query_message, read_until, recv_exact, ssl_request, starttls,
                       startup_message, tls_backends, trust_session, assert_ready)
 
@@ -534,6 +536,52 @@ def test_server_handshake_timeout(lib):
             assert metric(text, "pggw_tls_handshake_errors_total", leg="server",
                           reason="timeout") == 1
             assert metric(text, "pggw_server_connect_errors_total", reason="timeout") == 1
+    finally:
+        fake.close()
+
+
+def tls_server_step(pki, seen):
+    """A TLS-capable fake PostgreSQL: 'S', a handshake (recording the SNI), then it records the
+    first packet inside TLS and answers it with an ErrorResponse."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki.pg[0]), str(pki.pg[1]))
+    ctx.sni_callback = lambda obj, name, _ctx: seen.append(name)
+
+    def step(c, received):
+        received.append(read_packet(c))
+        c.sendall(b"S")
+        with ctx.wrap_socket(c, server_side=True) as t:
+            received.append(read_packet(t))
+            t.sendall(backend_error("fake TLS server"))
+            time.sleep(0.2)
+    return step
+
+
+@pytest.mark.parametrize("backend_host, extra, want_sni", [
+    ("localhost", (), "localhost"),
+    ("127.0.0.1", (), None),  # no SNI for an IP literal
+    ("127.0.0.1", ("--server-sni", "pg.example.com"), "pg.example.com"),
+])
+def test_sni_and_cancel_inside_tls(lib, pki, backend_host, extra, want_sni):
+    """SNI defaults to the --backend host when it is a name; the StartupMessage and the
+    CancelRequest both travel inside TLS to a server that answered 'S'."""
+    seen = []
+    fake = FakeServer([tls_server_step(pki, seen), tls_server_step(pki, seen)])
+    port = fake.addr.rsplit(":", 1)[1]
+    try:
+        with Pggw("--tls-library", lib, "--server-tls", "require", "--workers", "1", *extra,
+                  backend=f"{backend_host}:{port}") as gw:
+            f = client_error(gw)
+            assert f["M"] == "fake TLS server", f
+            with connect(gw.addr) as s:
+                s.sendall(cancel_request(1234, 5678))
+            assert wait_metric(gw, "pggw_cancel_requests_total", result="forwarded") == 1
+            deadline = time.monotonic() + 5
+            while len(fake.received) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fake.received == [ssl_request(), startup_message("bob", "appdb"),
+                                     ssl_request(), cancel_request(1234, 5678)]
+            assert seen == [want_sni, want_sni]
     finally:
         fake.close()
 
