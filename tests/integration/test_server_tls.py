@@ -8,6 +8,8 @@ A tiny Python server stands in for a PostgreSQL that answers an SSLRequest with 
 unencrypted bytes behind its 'S', or with nonsense. Certificates: openssl CLI (test process).
 """
 import re
+import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -267,6 +269,20 @@ def test_server_requires_client_certificate(lib, gateways, ssl_cluster, pki):
     assert rc != 0 and "password authentication failed" in err, err
     # Other users are unaffected by pggw's certificate.
     assert ssl_of(gw, "bob")[:2] == (0, "t")
+
+
+def test_sighup_reloads_the_server_leg(lib, ssl_cluster, pki, tmp_path):
+    """SIGHUP rebuilds the server leg's context too: a CA file fixed on disk takes effect."""
+    ca = tmp_path / "server-ca.crt"
+    shutil.copy(pki.rogue_ca[0], ca)
+    with Pggw("--tls-library", lib, "--server-tls", "verify-full", "--server-ca", str(ca),
+              "--workers", "1", backend=ssl_cluster.addr) as gw:
+        rc, _, err = ssl_of(gw)
+        assert rc != 0 and TLS_REFUSAL in err, err
+        shutil.copy(pki.ca[0], ca)
+        gw.proc.send_signal(signal.SIGHUP)
+        assert gw.wait_log(r"SIGHUP: TLS certificates reloaded"), gw.log_text()
+        assert ssl_of(gw)[:2] == (0, "t")
 
 
 def test_settings_checked_at_start(pki):
