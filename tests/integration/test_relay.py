@@ -143,6 +143,8 @@ def test_session_end_is_logged(gw):
     line = lines[-1]
     for field in ("peer=", "user=alice", "database=appdb", "worker=", "reason="):
         assert field in line, line
+    # psql sent Terminate and closed: no drain is going on, so the reason must not say so.
+    assert "drain" not in line, line
     assert "127.0.0.1" in line, line
 
 
@@ -397,15 +399,27 @@ def test_cancel_works_at_max_connections(pggw, cluster):
 
 
 def test_sigterm_drains_then_exits(pggw, cluster):
-    """SIGTERM (Kubernetes stopping the pod): no new sessions, established ones carry on, and
-    pggw exits 0 once the last one ends."""
+    """SIGTERM (Kubernetes stopping the pod): no new sessions; a session between transactions
+    ends at once with FATAL 57P01 (as PostgreSQL's shutdown says it); a session inside a
+    transaction carries on until it commits, then ends the same way; pggw then exits 0."""
     g = pggw("--client-tls", "disable", backend=cluster.addr)
-    with connect(g.addr) as s:
-        msgs, _ = trust_session(s, "bob", "appdb")
-        assert_ready(msgs)
+    idle, in_tx = connect(g.addr), connect(g.addr)
+    with closing_all([idle, in_tx]):
+        for s in (idle, in_tx):
+            msgs, _ = trust_session(s, "bob", "appdb")
+            assert_ready(msgs)
+        out = simple_query(in_tx, "begin")
+        assert out[-1] == (b"Z", b"T"), describe(out)  # ReadyForQuery: in a transaction
         g.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert g.alive(), "pggw quit at once with a session open"
+        t0 = time.monotonic()
+        # The idle session is told and closed promptly.
+        data = recv_all_until_close(idle, 3)
+        msgs = parse_messages(data)
+        assert msgs and msgs[-1][0] == b"E", data[:80]
+        assert error_fields(msgs[-1][1])["C"] == "57P01", describe(msgs)
+        assert time.monotonic() - t0 < 2
+        assert g.alive(), "pggw quit with a transaction open"
+        # No new sessions while draining.
         try:
             with connect(g.addr, timeout=3) as n:
                 n.sendall(startup_message("bob", "appdb"))
@@ -414,12 +428,17 @@ def test_sigterm_drains_then_exits(pggw, cluster):
                     "a new session was accepted while draining"
         except (ConnectionRefusedError, ConnectionResetError):
             pass
-        out = simple_query(s, "select 'still here'")
+        # The transaction goes on, and ends normally.
+        out = simple_query(in_tx, "select 'still here'")
         assert any(k == b"D" and p.endswith(b"still here") for k, p in out), describe(out)
-        s.sendall(TERMINATE)
-        recv_all_until_close(s, 5)
+        out = simple_query(in_tx, "commit")
+        assert (b"C", b"COMMIT\0") in out, describe(out)
+        data = recv_all_until_close(in_tx, 3)
+        msgs = parse_messages(data)
+        assert not msgs or error_fields(msgs[-1][1])["C"] == "57P01", describe(msgs)
     rc = g.proc.wait(5)
     assert rc == 0, f"exit code {rc}\n{g.log_text()}"
+    assert "reason=drained" in g.log_text()
 
 
 def test_sigterm_idle_exits_quickly(pggw, cluster):
