@@ -24,11 +24,17 @@ void raise_fd_limit() {
     }
 }
 
-std::vector<metrics::CertificateInfo> cert_infos(const TlsContexts& t) {
+std::vector<metrics::CertificateInfo> cert_infos(const std::shared_ptr<tls::Context>& ctx) {
     std::vector<metrics::CertificateInfo> out;
-    if (t.client)
-        for (const auto& c : t.client->certificates()) out.push_back({c.subject, c.not_after});
+    if (ctx)
+        for (const auto& c : ctx->certificates()) out.push_back({c.subject, c.not_after});
     return out;
+}
+
+// Expiry series for both legs; replaced whole, so a replaced certificate's series goes away.
+void publish_certificates(metrics::Registry& registry, const TlsContexts& t) {
+    registry.set_certificates(metrics::Leg::client, cert_infos(t.client));
+    registry.set_certificates(metrics::Leg::server, cert_infos(t.server));
 }
 
 }  // namespace
@@ -72,7 +78,7 @@ int run_gateway(const Config& cfg_in) {
 
     metrics::Registry registry(workers, {PGGW_VERSION, compiled_libraries_csv()});
     shared.metrics = &registry;
-    registry.set_certificates(metrics::Leg::client, cert_infos(contexts));
+    publish_certificates(registry, contexts);
 
     std::vector<std::unique_ptr<Worker>> pool;
     try {
@@ -101,10 +107,10 @@ int run_gateway(const Config& cfg_in) {
     std::string listen;
     for (const auto& l : cfg.listen) listen += (listen.empty() ? "" : ",") + l.str();
     spdlog::info(
-        "pggw {} listening on {} with {} workers; backend {}; client TLS {}{}; max_connections {}; "
-        "metrics on {}",
+        "pggw {} listening on {} with {} workers; backend {}; client TLS {}; server TLS {}; "
+        "TLS library {}; max_connections {}; metrics on {}",
         PGGW_VERSION, listen, workers, cfg.backend.str(), tls_mode_name(shared.client_tls),
-        shared.backend ? " (" + std::string(shared.backend->name()) + ")" : "",
+        tls_mode_name(cfg.server_tls), shared.backend ? shared.backend->name() : "none",
         shared.max_connections, cfg.metrics_listen.str());
     registry.readiness().ready = true;
 
@@ -136,7 +142,7 @@ int run_gateway(const Config& cfg_in) {
                               err);
             } else {
                 for (auto& w : pool) w->set_tls(fresh);
-                registry.set_certificates(metrics::Leg::client, cert_infos(fresh));
+                publish_certificates(registry, fresh);
                 spdlog::info("SIGHUP: TLS certificates reloaded");
             }
         } else if (shared.draining.exchange(true)) {
@@ -144,12 +150,13 @@ int run_gateway(const Config& cfg_in) {
             main_io.stop();
             return;
         } else {
-            spdlog::info("{}: draining: no new connections; sessions end when idle (up to {}s); {} open",
-                         sig == SIGTERM ? "SIGTERM" : "SIGINT", kDrainTimeout.count(), [&] {
-                             std::size_t n = 0;
-                             for (auto& w : pool) n += w->live_sessions();
-                             return n;
-                         }());
+            spdlog::info(
+                "{}: draining: no new connections; sessions end when idle (up to {}s); {} open",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", kDrainTimeout.count(), [&] {
+                    std::size_t n = 0;
+                    for (auto& w : pool) n += w->live_sessions();
+                    return n;
+                }());
             registry.readiness().draining = true;
             for (auto& w : pool) w->begin_drain();
             drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;

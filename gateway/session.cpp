@@ -86,7 +86,7 @@ class Session {
     std::uint64_t bytes_c2s_ = 0, bytes_s2c_ = 0;
     MessageTracker tracker_;         // server-to-client boundaries and transaction status
     MessageTracker client_tracker_;  // client-to-server: counts the queries sent
-    bool s2c_writing_ = false;  // a server-to-client write is in flight
+    bool s2c_writing_ = false;       // a server-to-client write is in flight
     // Cancelled when a drain is on and the session just became idle.
     asio::steady_timer idle_wakeup_{client_.socket().get_executor(),
                                     asio::steady_timer::time_point::max()};
@@ -113,6 +113,11 @@ awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint
     client_.start_tls(ctx->new_engine(opts), initial);
     handshake_started_ = Clock::now();
     TlsOutcome out = co_await client_.handshake();
+    if (!out.ok) {
+        // Cut short by --handshake-timeout: run() counts it as a timeout, once.
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return false;
+    }
     double secs = seconds_since(*handshake_started_);
     handshake_started_.reset();
     if (!out.ok) {
