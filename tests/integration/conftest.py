@@ -292,6 +292,7 @@ class Pggw:
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.pid = self.proc.pid
         self.exit_before_stop = None
+        self._final_log = None
         _all_pggw.append(self)
         if _current_item is not None:
             _current_item.__dict__.setdefault("_pggw", []).append(self)
@@ -303,11 +304,14 @@ class Pggw:
                 raise RuntimeError(f"pggw did not start: {e}\ncommand: {' '.join(cmd)}\n"
                                    f"--- pggw stderr ---\n{self.log_text()}") from None
 
+
     @property
     def addr(self) -> tuple[str, int]:
         return (self.host, self.port)
 
     def log_text(self) -> str:
+        if self._final_log is not None:
+            return self._final_log
         try:
             self._log.flush()
         except ValueError:
@@ -353,6 +357,9 @@ class Pggw:
             self._log.close()
         except Exception:
             pass
+        if self._final_log is None:
+            self._final_log = self.log_text()  # kept in memory for failure reports
+            shutil.rmtree(self.dir, ignore_errors=True)
         return self.proc.returncode
 
     def __enter__(self):
