@@ -80,6 +80,11 @@ int run_gateway(const Config& cfg_in) {
     shared.metrics = &registry;
     publish_certificates(registry, contexts);
 
+    // Handlers go in before any listener opens: a SIGTERM that arrives as soon as the port
+    // accepts is queued for the drain below, not fatal.
+    asio::io_context main_io(1);
+    asio::signal_set signals(main_io, SIGTERM, SIGINT, SIGHUP);
+
     std::vector<std::unique_ptr<Worker>> pool;
     try {
         for (unsigned i = 0; i < workers; ++i) {
@@ -91,7 +96,6 @@ int run_gateway(const Config& cfg_in) {
         return 1;
     }
 
-    asio::io_context main_io(1);
     metrics::Health health;
     for (auto& w : pool) health.add_worker(w->io().get_executor());
     tcp::endpoint admin_ep(asio::ip::make_address(cfg.metrics_listen.host),
@@ -115,7 +119,6 @@ int run_gateway(const Config& cfg_in) {
     registry.readiness().ready = true;
 
     // Signals: SIGTERM/SIGINT start a drain (a second one stops at once); SIGHUP reloads TLS.
-    asio::signal_set signals(main_io, SIGTERM, SIGINT, SIGHUP);
     asio::steady_timer drain_poll(main_io);
     auto drain_deadline = std::chrono::steady_clock::time_point::max();
     std::function<void()> poll_drain = [&] {

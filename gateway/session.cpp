@@ -333,8 +333,17 @@ bool Session::idle() const {
 // smart shutdown would: FATAL 57P01 to the client, then close. Sessions in a transaction
 // continue until they commit or roll back (or the drain times out).
 awaitable<void> Session::end_when_drained() {
+    // Both waits end early when the relay finishes first and cancels this coroutine (the
+    // idle wake-up also ends a wait, by design): leave then, whatever the session's state.
+    auto cancelled = [](asio::cancellation_state cs) {
+        return cs.cancelled() != asio::cancellation_type::none;
+    };
     if (!w_.draining()) co_await w_.drain_signal().async_wait(use_nothrow);
-    while (!idle()) co_await idle_wakeup_.async_wait(use_nothrow);
+    while (!idle()) {
+        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
+        co_await idle_wakeup_.async_wait(use_nothrow);
+    }
+    if (cancelled(co_await asio::this_coro::cancellation_state) || !w_.draining()) co_return;
     close_reason_ = "drained";
     auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
                                   "terminating connection due to administrator command");

@@ -17,10 +17,13 @@ LIBRARY=${PGGW_TLS_LIBRARY:-boringssl}
 PGBIN=/usr/lib/postgresql/15/bin
 
 [ "${PGGW_DEMO_SKIP_INSTALL:-0}" = 1 ] || "$ROOT/scripts/install-deps.sh"
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# A build directory given by the caller (the smoke test, CI) is used as it is.
+if [ -z "${PGGW_BUILD_DIR:-}" ] || [ ! -x "$BUILD/pggw" ]; then
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  cmake --build "$BUILD" --target pggw -j "$(nproc)" >/dev/null
 fi
-cmake --build "$BUILD" --target pggw -j "$(nproc)" >/dev/null
 
 # Snake-oil CA and server certificate, made once (README.SSL: no anonymous TLS servers).
 mkdir -p "$DEMO_DIR"

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -9,9 +11,11 @@
 namespace pggw {
 namespace {
 
+// CTest runs every test as its own process, in parallel: the name must be unique per process.
 std::string write_file(const std::string& text) {
     static int n = 0;
-    std::string path = ::testing::TempDir() + "pggw_config_test_" + std::to_string(n++) + ".toml";
+    std::string path = ::testing::TempDir() + "pggw_config_test_" + std::to_string(getpid()) + "_" +
+                       std::to_string(n++) + ".toml";
     std::ofstream(path) << text;
     return path;
 }
