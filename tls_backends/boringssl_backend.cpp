@@ -1,6 +1,7 @@
 // The BoringSSL backend (Debian android-libboringssl): a sans-IO Engine over a custom memory
-// BIO. Ciphertext from the peer lands in in_ (input_space/commit_input) and is consumed by the
-// BIO's read method; records BoringSSL writes are appended to out_ (output/consume_output).
+// BIO. Ciphertext from the peer lands in io_ (input_space/commit_input, cipher_buffers.hpp) and
+// is consumed by the BIO's read method; records BoringSSL writes are appended to io_'s output
+// (output/consume_output).
 //
 // Shape shared with wolfssl_backend.cpp, in this order: map_failure, the Engine, callbacks,
 // the Context, certificate generation, the Backend, the entry point.
@@ -34,18 +35,12 @@
 #include <string>
 #include <vector>
 
+#include "tls_backends/cipher_buffers.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls {
 namespace {
 
-// The input buffer starts small (idle sessions are most of them, and their messages are small)
-// and grows once to room for one full TLS record (16 KiB + expansion + header) the first time
-// a socket read fills it.
-constexpr std::size_t kInputInitial = 4 * 1024;
-constexpr std::size_t kInputCapacity = 17 * 1024;
-// An output buffer that grew past this (a large write) is released once drained.
-constexpr std::size_t kOutputKeepCapacity = 256 * 1024;
 constexpr const char* kDefaultGroups = "X25519:P-256";
 
 std::string x509_name_line(const X509_NAME* name) {
@@ -311,43 +306,10 @@ class BoringsslEngine final : public Engine {
         }
     }
 
-    std::span<std::uint8_t> input_space() override {
-        if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
-        if (!in_ || (in_full_ && in_capacity_ < kInputCapacity)) {
-            std::size_t capacity = in_ ? kInputCapacity : kInputInitial;
-            std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);  // not zeroed
-            if (in_end_ > in_begin_) {
-                std::memcpy(bigger.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-            }
-            in_end_ -= in_begin_;
-            in_begin_ = 0;
-            in_ = std::move(bigger);
-            in_capacity_ = capacity;
-        } else if (in_end_ == in_capacity_ && in_begin_ > 0) {
-            std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-            in_end_ -= in_begin_;
-            in_begin_ = 0;
-        }
-        return {in_.get() + in_end_, in_capacity_ - in_end_};
-    }
-    void commit_input(std::size_t n) override {
-        in_end_ += std::min(n, in_capacity_ - in_end_);
-        if (in_end_ == in_capacity_) in_full_ = true;  // the peer may have had more to give
-    }
-    std::span<const std::uint8_t> output() const override {
-        return {out_.data() + out_begin_, out_.size() - out_begin_};
-    }
-    void consume_output(std::size_t n) override {
-        out_begin_ += std::min(n, out_.size() - out_begin_);
-        if (out_begin_ == out_.size()) {
-            out_begin_ = 0;
-            if (out_.capacity() > kOutputKeepCapacity) {
-                std::vector<std::uint8_t>().swap(out_);
-            } else {
-                out_.clear();
-            }
-        }
-    }
+    std::span<std::uint8_t> input_space() override { return io_.input_space(); }
+    void commit_input(std::size_t n) override { io_.commit_input(n); }
+    std::span<const std::uint8_t> output() const override { return io_.output(); }
+    void consume_output(std::size_t n) override { io_.consume_output(n); }
     void input_eof() override { eof_ = true; }
 
     Result handshake() override {
@@ -401,23 +363,11 @@ class BoringsslEngine final : public Engine {
 
     // Called by the BIO and by the callbacks.
     int bio_read(char* out, int len) {
-        std::size_t avail = in_end_ - in_begin_;
-        if (avail == 0) return eof_ ? 0 : -1;
-        std::size_t n = std::min(avail, static_cast<std::size_t>(len));
-        std::memcpy(out, in_.get() + in_begin_, n);
-        in_begin_ += n;
-        return static_cast<int>(n);
+        if (io_.unread().empty()) return eof_ ? 0 : -1;
+        return static_cast<int>(io_.pull(out, static_cast<std::size_t>(len)));
     }
     int bio_write(const char* data, int len) {
-        if (out_begin_ == out_.size()) {
-            out_.clear();
-            out_begin_ = 0;
-        } else if (out_begin_ >= 16 * 1024 && out_begin_ * 2 >= out_.size()) {
-            out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_begin_));
-            out_begin_ = 0;  // the driver sent part of it: drop what is gone
-        }
-        auto p = reinterpret_cast<const std::uint8_t*>(data);
-        out_.insert(out_.end(), p, p + len);
+        io_.push(data, static_cast<std::size_t>(len));
         return len;
     }
     const ContextState& state() const { return *state_; }
@@ -458,8 +408,8 @@ class BoringsslEngine final : public Engine {
     // If the last bytes the library consumed were a whole plaintext alert record
     // (15 03 0x 00 02 level description), its description; else -1.
     int plain_alert() const {
-        if (in_begin_ < 7) return -1;
-        const std::uint8_t* rec = in_.get() + in_begin_ - 7;
+        std::span<const std::uint8_t> rec = io_.input_from(7);
+        if (rec.size() < 7) return -1;
         bool alert = rec[0] == SSL3_RT_ALERT && rec[1] == 3 && rec[3] == 0 && rec[4] == 2;
         return alert && rec[5] == SSL3_AL_FATAL ? rec[6] : -1;
     }
@@ -498,11 +448,7 @@ class BoringsslEngine final : public Engine {
     bool require_alpn_ = false;
     bool handshake_done_ = false;
     bool eof_ = false;
-    std::unique_ptr<std::uint8_t[]> in_;  // allocated by the first input_space()
-    std::size_t in_capacity_ = 0, in_begin_ = 0, in_end_ = 0;
-    bool in_full_ = false;
-    std::vector<std::uint8_t> out_;
-    std::size_t out_begin_ = 0;
+    CipherBuffers io_;
     HandshakeInfo info_;
     Failure failure_ = Failure::none;
     std::string reason_;

@@ -1,8 +1,9 @@
 // The wolfSSL backend (Debian libwolfssl 5.5.4): a sans-IO Engine over wolfSSL's native I/O
 // callbacks (wolfSSL_SSLSetIORecv/IOSend), no OpenSSL-compat BIO. Ciphertext from the peer
-// lands in in_ (input_space/commit_input) and is consumed by the recv callback, which answers
-// WANT_READ when it is empty; records wolfSSL writes are appended to out_ by the send callback
-// (output/consume_output). wolfssl/options.h is force-included by CMake: it fixes the ABI.
+// lands in io_ (input_space/commit_input, cipher_buffers.hpp) and is consumed by the recv
+// callback, which answers WANT_READ when it is empty; records wolfSSL writes are appended to
+// io_'s output by the send callback (output/consume_output). wolfssl/options.h is
+// force-included by CMake: it fixes the ABI.
 //
 // Shape shared with boringssl_backend.cpp, in this order: map_failure, the Engine, callbacks,
 // the Context, certificate generation, the Backend, the entry point.
@@ -33,18 +34,12 @@
 #include <string>
 #include <vector>
 
+#include "tls_backends/cipher_buffers.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls {
 namespace {
 
-// The input buffer starts small (idle sessions are most of them, and their messages are small)
-// and grows once to room for one full TLS record (16 KiB + expansion + header) the first time
-// a socket read fills it.
-constexpr std::size_t kInputInitial = 4 * 1024;
-constexpr std::size_t kInputCapacity = 17 * 1024;
-// An output buffer that grew past this (a large write) is released once drained.
-constexpr std::size_t kOutputKeepCapacity = 256 * 1024;
 constexpr const char* kDefaultGroups = "X25519:P-256";
 // wolfSSL's cipher list also holds the TLS 1.3 suites; Options::ciphers is about TLS 1.2.
 constexpr const char* kTls13Suites =
@@ -402,45 +397,13 @@ class WolfsslEngine final : public Engine {
         }
     }
 
-    std::span<std::uint8_t> input_space() override {
-        if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
-        if (!in_ || (in_full_ && in_capacity_ < kInputCapacity)) {
-            std::size_t capacity = in_ ? kInputCapacity : kInputInitial;
-            std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);  // not zeroed
-            if (in_end_ > in_begin_) {
-                std::memcpy(bigger.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-            }
-            in_end_ -= in_begin_;
-            in_begin_ = 0;
-            in_ = std::move(bigger);
-            in_capacity_ = capacity;
-        } else if (in_end_ == in_capacity_ && in_begin_ > 0) {
-            std::memmove(in_.get(), in_.get() + in_begin_, in_end_ - in_begin_);
-            in_end_ -= in_begin_;
-            in_begin_ = 0;
-        }
-        return {in_.get() + in_end_, in_capacity_ - in_end_};
-    }
+    std::span<std::uint8_t> input_space() override { return io_.input_space(); }
     void commit_input(std::size_t n) override {
-        n = std::min(n, in_capacity_ - in_end_);
-        if (first_byte_ < 0 && n > 0) first_byte_ = in_[in_end_];
-        in_end_ += n;
-        if (in_end_ == in_capacity_) in_full_ = true;  // the peer may have had more to give
+        std::span<const std::uint8_t> added = io_.commit_input(n);
+        if (first_byte_ < 0 && !added.empty()) first_byte_ = added[0];
     }
-    std::span<const std::uint8_t> output() const override {
-        return {out_.data() + out_begin_, out_.size() - out_begin_};
-    }
-    void consume_output(std::size_t n) override {
-        out_begin_ += std::min(n, out_.size() - out_begin_);
-        if (out_begin_ == out_.size()) {
-            out_begin_ = 0;
-            if (out_.capacity() > kOutputKeepCapacity) {
-                std::vector<std::uint8_t>().swap(out_);
-            } else {
-                out_.clear();
-            }
-        }
-    }
+    std::span<const std::uint8_t> output() const override { return io_.output(); }
+    void consume_output(std::size_t n) override { io_.consume_output(n); }
     void input_eof() override { eof_ = true; }
 
     Result handshake() override {
@@ -448,8 +411,7 @@ class WolfsslEngine final : public Engine {
         if (handshake_done_) return Result::ok;
         if (role_ == Role::server && !hello_checked_) {
             ClientHello hello;
-            auto span = std::span<const std::uint8_t>(in_.get() + in_begin_, in_end_ - in_begin_);
-            switch (parse_client_hello(span, eof_, hello)) {
+            switch (parse_client_hello(io_.unread(), eof_, hello)) {
                 case HelloParse::need_more:
                     return Result::want_input;
                 case HelloParse::ok:
@@ -519,23 +481,13 @@ class WolfsslEngine final : public Engine {
 
     // Called by the I/O callbacks and by the other callbacks.
     int io_read(char* out, int len) {
-        std::size_t avail = in_end_ - in_begin_;
-        if (avail == 0) return eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
-        std::size_t n = std::min(avail, static_cast<std::size_t>(len));
-        std::memcpy(out, in_.get() + in_begin_, n);
-        in_begin_ += n;
-        return static_cast<int>(n);
+        if (io_.unread().empty()) {
+            return eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+        }
+        return static_cast<int>(io_.pull(out, static_cast<std::size_t>(len)));
     }
     int io_write(const char* data, int len) {
-        if (out_begin_ == out_.size()) {
-            out_.clear();
-            out_begin_ = 0;
-        } else if (out_begin_ >= 16 * 1024 && out_begin_ * 2 >= out_.size()) {
-            out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_begin_));
-            out_begin_ = 0;  // the driver sent part of it: drop what is gone
-        }
-        auto p = reinterpret_cast<const std::uint8_t*>(data);
-        out_.insert(out_.end(), p, p + len);
+        io_.push(data, static_cast<std::size_t>(len));
         return len;
     }
     const ContextState& state() const { return *state_; }
@@ -600,8 +552,8 @@ class WolfsslEngine final : public Engine {
     // level description), its description; else -1. wolfSSL stops after the record header.
     int plain_alert() const {
         for (std::size_t consumed : {std::size_t{7}, std::size_t{5}}) {
-            if (in_begin_ < consumed || in_begin_ - consumed + 7 > in_end_) continue;
-            const std::uint8_t* rec = in_.get() + in_begin_ - consumed;
+            std::span<const std::uint8_t> rec = io_.input_from(consumed);
+            if (rec.size() < 7) continue;
             bool alert = rec[0] == kRecordAlert && rec[1] == 3 && rec[3] == 0 && rec[4] == 2;
             if (alert && rec[5] == alert_fatal) return rec[6];
         }
@@ -655,11 +607,7 @@ class WolfsslEngine final : public Engine {
     bool shutdown_sent_ = false;
     bool eof_ = false;
     int first_byte_ = -1;
-    std::unique_ptr<std::uint8_t[]> in_;  // allocated by the first input_space()
-    std::size_t in_capacity_ = 0, in_begin_ = 0, in_end_ = 0;
-    bool in_full_ = false;
-    std::vector<std::uint8_t> out_;
-    std::size_t out_begin_ = 0;
+    CipherBuffers io_;
     HandshakeInfo info_;
     Failure failure_ = Failure::none;
     std::string reason_;
