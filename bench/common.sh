@@ -199,3 +199,9 @@ EOF
 median() {
     sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "-"} else if (NR%2) {print a[(NR+1)/2]} else {printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}}'
 }
+
+# What an OpenSSL client with default settings (as libpq's) negotiates: version, cipher, group.
+negotiated() {
+    timeout 5 openssl s_client -starttls postgres -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
+        awk '/^New,/ {v = $2 " " $5} /Server Temp Key/ {sub(/.*Key: /, ""); g = $0} END {sub(",", "", v); print v ", " g}'
+}

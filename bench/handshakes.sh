@@ -79,6 +79,7 @@ EOF
 for g in $GATEWAYS; do
     "$LOADGEN" --port "${PORT[$g]}" --mode handshake --threads 1 --count 3 >/dev/null ||
         die "$g: handshake_load failed"
+    echo "negotiated $g (OpenSSL client defaults): $(negotiated "${PORT[$g]}")"
 done
 
 RAW=$WORK/handshakes.tsv

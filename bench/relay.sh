@@ -54,6 +54,7 @@ done
 for v in $VARIANTS; do
     PGSSLMODE=${SSL[$v]} psql -X -q -h 127.0.0.1 -p "${PORT[$v]}" -U postgres -d postgres \
         -Atc 'select 1' >/dev/null || die "$v: psql through port ${PORT[$v]} failed"
+    [[ ${SSL[$v]} == require ]] && echo "negotiated $v: $(negotiated "${PORT[$v]}")"
 done
 
 RAW=$WORK/relay.tsv
