@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
+
 #include "gateway/asio.hpp"
 #include "gateway/config.hpp"
 #include "metrics/metrics.hpp"
@@ -67,6 +69,9 @@ class Worker {
     Shared& shared_;
     std::size_t index_;
     asio::io_context io_{1};  // one thread: Asio may skip locking
+    // Keeps the loop running with no listener and no session (during a drain), so that
+    // /healthz's probe still finds it answering.
+    asio::executor_work_guard<asio::io_context::executor_type> keep_running_{io_.get_executor()};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     TlsContexts tls_;
     metrics::WorkerMetrics& metrics_;
