@@ -50,7 +50,7 @@ struct Args {
     std::string mode = "handshake";
     int threads = 4;
     double duration = 10;
-    long count = 0;  // handshake/startup: stop after this many (0 = run for --duration)
+    long count = 0;   // handshake/startup: stop after this many (0 = run for --duration)
     double hold = 0;  // idle: seconds to hold (0 = until stdin closes)
     std::string user = "postgres";
     std::string database = "postgres";
@@ -75,19 +75,32 @@ Args parse(int argc, char** argv) {
             if (i + 1 >= argc) usage();
             return argv[++i];
         };
-        if (k == "--host") a.host = val();
-        else if (k == "--port") a.port = std::stoi(val());
-        else if (k == "--mode") a.mode = val();
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--duration") a.duration = std::stod(val());
-        else if (k == "--count") a.count = std::stol(val());
-        else if (k == "--hold") a.hold = std::stod(val());
-        else if (k == "--user") a.user = val();
-        else if (k == "--db") a.database = val();
-        else if (k == "--tls-library") a.library = val();
-        else if (k == "--groups") a.groups = val();
-        else if (k == "--close") a.close = val();
-        else usage();
+        if (k == "--host")
+            a.host = val();
+        else if (k == "--port")
+            a.port = std::stoi(val());
+        else if (k == "--mode")
+            a.mode = val();
+        else if (k == "--threads")
+            a.threads = std::stoi(val());
+        else if (k == "--duration")
+            a.duration = std::stod(val());
+        else if (k == "--count")
+            a.count = std::stol(val());
+        else if (k == "--hold")
+            a.hold = std::stod(val());
+        else if (k == "--user")
+            a.user = val();
+        else if (k == "--db")
+            a.database = val();
+        else if (k == "--tls-library")
+            a.library = val();
+        else if (k == "--groups")
+            a.groups = val();
+        else if (k == "--close")
+            a.close = val();
+        else
+            usage();
     }
     if (a.mode != "handshake" && a.mode != "startup" && a.mode != "idle") usage();
     if (a.threads < 1 || (a.close != "wait" && a.close != "rst")) usage();
@@ -345,8 +358,8 @@ int main(int argc, char** argv) {
     std::vector<std::vector<Conn>> held(static_cast<std::size_t>(a.threads));
 
     auto t0 = Clock::now();
-    auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(a.duration));
+    auto deadline =
+        t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.duration));
     std::vector<std::thread> threads;
     for (int t = 0; t < a.threads; ++t) {
         threads.emplace_back([&, t] {

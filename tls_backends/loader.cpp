@@ -26,7 +26,9 @@ std::filesystem::path executable_dir() {
 
 }  // namespace
 
-std::vector<std::string> compiled_backends() { return {PGGW_BACKEND_LIST}; }
+std::vector<std::string> compiled_backends() {
+    return {PGGW_BACKEND_LIST};
+}
 
 Backend* load_backend(std::string_view name, std::string& error) {
     static std::mutex mu;

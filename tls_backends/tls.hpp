@@ -79,10 +79,10 @@ std::string_view failure_name(Failure f);
 using CertificateHash = std::array<std::uint8_t, 32>;
 
 struct HandshakeInfo {
-    std::string version;      // "TLSv1.3", as OpenSSL and PostgreSQL's pg_stat_ssl name it
-    std::string cipher;       // e.g. "TLS_AES_256_GCM_SHA384"
-    std::string alpn;         // selected protocol, empty if none
-    std::string sni;          // server: name the client asked for, empty if none
+    std::string version;  // "TLSv1.3", as OpenSSL and PostgreSQL's pg_stat_ssl name it
+    std::string cipher;   // e.g. "TLS_AES_256_GCM_SHA384"
+    std::string alpn;     // selected protocol, empty if none
+    std::string sni;      // server: name the client asked for, empty if none
     bool peer_certificate = false;
     std::string peer_common_name;  // CN of the verified peer certificate
     std::string peer_subject;      // one-line subject, for logs
@@ -92,7 +92,7 @@ struct HandshakeInfo {
 };
 
 class Engine {
-public:
+  public:
     virtual ~Engine() = default;
 
     // Ciphertext from the peer: write up to space.size() bytes into input_space(), then commit.
@@ -129,7 +129,7 @@ struct CertificateInfo {
 };
 
 class Context {
-public:
+  public:
     virtual ~Context() = default;
     virtual std::unique_ptr<Engine> new_engine(const EngineOptions& opts) = 0;
     // The certificates this context presents (leaf first), for expiry metrics.
@@ -147,13 +147,13 @@ enum Capability : std::uint32_t {
 
 struct CertificateRequest {
     std::string dir;
-    std::vector<std::string> hostnames;  // DNS names or IP literals
+    std::vector<std::string> hostnames;   // DNS names or IP literals
     std::string key_type = "ecdsa-p256";  // or "rsa-2048"
     int days = 825;
 };
 
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
     virtual std::string_view name() const = 0;  // "boringssl" / "wolfssl": the metrics label
     virtual std::string version() const = 0;    // library version string, for --version and logs

@@ -8,17 +8,28 @@ namespace pggw::tls {
 
 std::string_view failure_name(Failure f) {
     switch (f) {
-        case Failure::none: return "none";
-        case Failure::unknown_ca: return "unknown_ca";
-        case Failure::bad_certificate: return "bad_certificate";
-        case Failure::certificate_expired: return "certificate_expired";
-        case Failure::hostname_mismatch: return "hostname_mismatch";
-        case Failure::no_alpn: return "no_alpn";
-        case Failure::protocol_version: return "protocol_version";
-        case Failure::handshake_failure: return "handshake_failure";
-        case Failure::not_tls: return "not_tls";
-        case Failure::eof: return "eof";
-        case Failure::other: return "other";
+        case Failure::none:
+            return "none";
+        case Failure::unknown_ca:
+            return "unknown_ca";
+        case Failure::bad_certificate:
+            return "bad_certificate";
+        case Failure::certificate_expired:
+            return "certificate_expired";
+        case Failure::hostname_mismatch:
+            return "hostname_mismatch";
+        case Failure::no_alpn:
+            return "no_alpn";
+        case Failure::protocol_version:
+            return "protocol_version";
+        case Failure::handshake_failure:
+            return "handshake_failure";
+        case Failure::not_tls:
+            return "not_tls";
+        case Failure::eof:
+            return "eof";
+        case Failure::other:
+            return "other";
     }
     return "other";
 }

@@ -971,27 +971,5 @@ TEST(TlsInterface, BothLibrariesInOneProcess) {
     }
 }
 
-// Not a timed test: run with --gtest_also_run_disabled_tests to print a figure.
-TEST(TlsInterface, DISABLED_HandshakeRate) {
-    for (const auto& name : compiled_backends()) {
-        Backend* b = load(name);
-        ASSERT_NE(b, nullptr);
-        std::string error;
-        auto sctx = b->new_context(server_options(), error);
-        auto cctx = b->new_context(client_options(Verify::none), error);
-        ASSERT_TRUE(sctx && cctx) << error;
-        const int n = 2000;
-        auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < n; ++i) {
-            auto s = sctx->new_engine({});
-            auto c = cctx->new_engine(host("localhost"));
-            ASSERT_TRUE(run_handshake(*s, *c).ok());
-        }
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::printf("  %s: %d TLS 1.3 handshakes (client+server in one thread) in %.3f s: %.0f/s\n",
-                    name.c_str(), n, secs, n / secs);
-    }
-}
-
 }  // namespace
 }  // namespace pggw::tls::test
