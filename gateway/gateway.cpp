@@ -45,10 +45,6 @@ std::string compiled_libraries_csv() {
     return s;
 }
 
-tls::Backend* load_tls_library(const std::string& name, std::string& error) {
-    return tls::load_backend(name, error);
-}
-
 int run_gateway(const Config& cfg_in) {
     raise_fd_limit();
     Shared shared;
@@ -64,7 +60,7 @@ int run_gateway(const Config& cfg_in) {
         return 2;
     }
     if (tls_needed(cfg)) {
-        shared.backend = load_tls_library(cfg.tls_library, error);
+        shared.backend = tls::load_backend(cfg.tls_library, error);
         if (!shared.backend) {
             spdlog::critical("cannot load TLS library {}: {}", cfg.tls_library, error);
             return 2;

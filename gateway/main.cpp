@@ -15,7 +15,7 @@ int print_version() {
     std::cout << "pggw " << PGGW_VERSION << "\n";
     for (const auto& name : pggw::tls::compiled_backends()) {
         std::string err;
-        auto* b = pggw::load_tls_library(name, err);
+        auto* b = pggw::tls::load_backend(name, err);
         std::cout << "tls-library " << name << ": " << (b ? b->version() : "unavailable: " + err)
                   << "\n";
     }
@@ -26,7 +26,7 @@ int gen_cert(const pggw::ParsedCommand& cmd) {
     std::string err;
     pggw::tls::Backend* backend = nullptr;
     for (const auto& name : pggw::tls::compiled_backends()) {
-        auto* b = pggw::load_tls_library(name, err);
+        auto* b = pggw::tls::load_backend(name, err);
         if (b && b->has(pggw::tls::cap_generate_certificates)) {
             backend = b;
             break;
@@ -56,7 +56,7 @@ int check_config(const pggw::ParsedCommand& cmd) {
         return 1;
     }
     if (pggw::tls_needed(cmd.config)) {
-        auto* b = pggw::load_tls_library(cmd.config.tls_library, err);
+        auto* b = pggw::tls::load_backend(cmd.config.tls_library, err);
         pggw::TlsContexts ctx;
         if (!b || !pggw::make_tls_contexts(cmd.config, b, ctx, err)) {
             std::cerr << cmd.config_file << ": " << err << "\n";

@@ -168,7 +168,6 @@ awaitable<Startup> Session::negotiate() {
         }
         StartupPacket& p = d.packet;
         m_.startup_request(metric_kind(p.kind));
-        const bool was_first = first;
         first = false;
 
         switch (p.kind) {
@@ -226,7 +225,6 @@ awaitable<Startup> Session::negotiate() {
             case StartupKind::startup_message:
                 break;
         }
-        (void)was_first;
 
         user_ = p.user;
         database_ = p.database;
