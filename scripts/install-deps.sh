@@ -6,7 +6,7 @@ packages=(
   libboost1.81-dev android-libboringssl-dev libwolfssl-dev prometheus-cpp-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libgtest-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
-  python3 python3-pytest python3-psycopg2 prometheus
+  python3 python3-pytest python3-psycopg2 python3-yaml prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
