@@ -1,19 +1,22 @@
 // The one TLS interface of pggw: sans-IO, in the shape of Asio's ssl::detail::engine.
 //
 // A Backend (BoringSSL, wolfSSL) makes Contexts from Options; a Context makes one Engine per
-// connection. An Engine never touches a socket: the driver (tls_stream.hpp) writes the bytes
-// it reads from the peer into input_space()/commit_input(), sends what output() holds and
-// calls consume_output(). Every operation returns a small Result; after every call, whatever
-// the result, the driver sends output() before waiting for input.
+// connection. An Engine never touches a socket: the driver (gateway/net/stream.hpp: class
+// Stream, its one perform(op) loop) writes the bytes it reads from the peer into
+// input_space()/commit_input(), sends what output() holds and calls consume_output(). Every
+// operation returns a small Result; after every call, whatever the result, the driver sends
+// output() before waiting for input.
 //
 // Each backend lives in a module (libpggw_tls_<name>.so) that exports one C symbol,
 // pggw_tls_backend_v1, and is loaded with RTLD_LOCAL so that the two libraries' clashing
 // OpenSSL-style symbols can never interpose on each other (see loader.cpp).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -59,7 +62,7 @@ enum class Result {
     error,       // failure(); the engine is dead: send output() (an alert), then close
 };
 
-// Small fixed set, also used as a metrics label (reason_name()).
+// Small fixed set, also used as a metrics label and a log field (failure_name()).
 enum class Failure {
     none,
     unknown_ca,           // peer certificate does not chain to our CA
@@ -73,7 +76,39 @@ enum class Failure {
     eof,                  // peer closed without close_notify (truncation)
     other,
 };
-std::string_view failure_name(Failure f);
+
+// The one table of Failure names, in enum order (kFailureNames[i].failure == Failure(i)): the
+// metrics label values and the log field. Changing a name breaks dashboards.
+struct FailureName {
+    Failure failure;
+    std::string_view name;
+};
+inline constexpr std::array<FailureName, 11> kFailureNames{{
+    {Failure::none, "none"},
+    {Failure::unknown_ca, "unknown_ca"},
+    {Failure::bad_certificate, "bad_certificate"},
+    {Failure::certificate_expired, "certificate_expired"},
+    {Failure::hostname_mismatch, "hostname_mismatch"},
+    {Failure::no_alpn, "no_alpn"},
+    {Failure::protocol_version, "protocol_version"},
+    {Failure::handshake_failure, "handshake_failure"},
+    {Failure::not_tls, "not_tls"},
+    {Failure::eof, "eof"},
+    {Failure::other, "other"},
+}};
+static_assert(
+    [] {
+        for (std::size_t i = 0; i < kFailureNames.size(); ++i) {
+            if (kFailureNames[i].failure != static_cast<Failure>(i)) return false;
+        }
+        return kFailureNames.back().failure == Failure::other;  // and nothing after it
+    }(),
+    "kFailureNames must list every Failure, in enum order");
+
+constexpr std::string_view failure_name(Failure f) {
+    auto i = static_cast<std::size_t>(f);
+    return i < kFailureNames.size() ? kFailureNames[i].name : "other";
+}
 
 // SHA-256 of a certificate's DER encoding.
 using CertificateHash = std::array<std::uint8_t, 32>;
@@ -119,7 +154,16 @@ class Engine {
     virtual const std::string& failure_reason() const = 0;  // readable, for logs
 
     // Convenience for tests: copies into input_space() until all of data is taken.
-    void feed(std::span<const std::uint8_t> data);
+    void feed(std::span<const std::uint8_t> data) {
+        while (!data.empty()) {
+            auto space = input_space();
+            std::size_t n = std::min(space.size(), data.size());
+            if (n == 0) return;  // engine full: caller must run an operation first
+            std::memcpy(space.data(), data.data(), n);
+            commit_input(n);
+            data = data.subspan(n);
+        }
+    }
 };
 
 struct CertificateInfo {

@@ -1,0 +1,194 @@
+// wolfSSL: gen-cert, a snake-oil CA and a server certificate signed by it, with wolfCrypt's
+// certificate API (WOLFSSL_CERT_GEN in Debian's build; see wolfssl_internal.hpp). The request
+// checks and the file writing are shared.hpp's.
+#include <arpa/inet.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
+#include <wolfssl/wolfcrypt/rsa.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "tls_backends/shared.hpp"
+#include "tls_backends/wolfssl_internal.hpp"
+
+namespace pggw::tls::wolfssl {
+namespace {
+
+struct KeyPair {
+    bool rsa = false;
+    bool ready = false;
+    ecc_key ecc;
+    RsaKey rsa_key;
+    RsaKey* rsa_ptr() { return rsa ? &rsa_key : nullptr; }
+    ecc_key* ecc_ptr() { return rsa ? nullptr : &ecc; }
+    ~KeyPair() {
+        if (ready && rsa) wc_FreeRsaKey(&rsa_key);
+        if (ready && !rsa) wc_ecc_free(&ecc);
+    }
+};
+
+std::unique_ptr<KeyPair> generate_key(const std::string& type, WC_RNG& rng, std::string& error) {
+    shared::KeyType key_type{};
+    if (!shared::parse_key_type(type, key_type, error)) return nullptr;
+    auto key = std::make_unique<KeyPair>();
+    if (key_type == shared::KeyType::ecdsa_p256) {
+        key->ready = wc_ecc_init(&key->ecc) == 0;
+        if (!key->ready || wc_ecc_make_key_ex(&rng, 32, &key->ecc, ECC_SECP256R1) != 0) {
+            error = "cannot generate an ECDSA P-256 key";
+            return nullptr;
+        }
+    } else {
+        key->rsa = true;
+        key->ready = wc_InitRsaKey(&key->rsa_key, nullptr) == 0;
+        if (!key->ready || wc_MakeRsaKey(&key->rsa_key, 2048, WC_RSA_EXPONENT, &rng) != 0 ||
+            wc_RsaSetRNG(&key->rsa_key, &rng) != 0) {
+            error = "cannot generate an RSA 2048 key";
+            return nullptr;
+        }
+    }
+    return key;
+}
+
+// DER length octets.
+void append_der_length(std::vector<std::uint8_t>& out, std::size_t len) {
+    if (len < 0x80) {
+        out.push_back(static_cast<std::uint8_t>(len));
+    } else if (len < 0x100) {
+        out.insert(out.end(), {0x81, static_cast<std::uint8_t>(len)});
+    } else {
+        out.insert(out.end(), {0x82, static_cast<std::uint8_t>(len >> 8),
+                               static_cast<std::uint8_t>(len & 0xff)});
+    }
+}
+
+// subjectAltName's GeneralNames in DER: dNSName [2] and iPAddress [7].
+std::vector<std::uint8_t> alt_names(const std::vector<std::string>& hostnames) {
+    std::vector<std::uint8_t> names;
+    for (const std::string& h : hostnames) {
+        unsigned char ip[16];
+        if (inet_pton(AF_INET, h.c_str(), ip) == 1 || inet_pton(AF_INET6, h.c_str(), ip) == 1) {
+            std::size_t len = h.find(':') == std::string::npos ? 4 : 16;
+            names.push_back(0x87);
+            append_der_length(names, len);
+            names.insert(names.end(), ip, ip + len);
+        } else {
+            names.push_back(0x82);
+            append_der_length(names, h.size());
+            names.insert(names.end(), h.begin(), h.end());
+        }
+    }
+    std::vector<std::uint8_t> seq{0x30};
+    append_der_length(seq, names.size());
+    seq.insert(seq.end(), names.begin(), names.end());
+    return seq;
+}
+
+// issuer_der empty: self-signed (the CA). The DER certificate, or empty on failure.
+std::vector<std::uint8_t> make_certificate(KeyPair& key, const std::string& cn,
+                                           const std::vector<std::uint8_t>& issuer_der,
+                                           KeyPair& issuer_key, int days, const char* usage,
+                                           const char* ext_usage,
+                                           const std::vector<std::uint8_t>& alt_names,
+                                           WC_RNG& rng) {
+    auto cert = std::make_unique<Cert>();
+    std::vector<std::uint8_t> der(16 * 1024);
+    if (wc_InitCert(cert.get()) != 0 || cn.size() >= CTC_NAME_SIZE ||
+        alt_names.size() > sizeof cert->altNames) {
+        return {};
+    }
+    cert->version = 2;  // X.509 v3
+    cert->daysValid = days;
+    cert->sigType = issuer_key.rsa ? CTC_SHA256wRSA : CTC_SHA256wECDSA;
+    std::memcpy(cert->subject.commonName, cn.data(), cn.size());
+    cert->subject.commonNameEnc = CTC_UTF8;
+    if (issuer_der.empty()) {
+        cert->isCA = 1;
+        cert->selfSigned = 1;
+    } else if (wc_SetIssuerBuffer(cert.get(), issuer_der.data(),
+                                  static_cast<int>(issuer_der.size())) != 0) {
+        return {};
+    }
+    if (!alt_names.empty()) {
+        std::memcpy(cert->altNames, alt_names.data(), alt_names.size());
+        cert->altNamesSz = static_cast<int>(alt_names.size());
+    }
+    if (wc_SetSubjectKeyIdFromPublicKey(cert.get(), key.rsa_ptr(), key.ecc_ptr()) != 0 ||
+        wc_SetAuthKeyIdFromPublicKey(cert.get(), issuer_key.rsa_ptr(), issuer_key.ecc_ptr()) != 0 ||
+        wc_SetKeyUsage(cert.get(), usage) != 0 ||
+        (ext_usage && wc_SetExtKeyUsage(cert.get(), ext_usage) != 0)) {
+        return {};
+    }
+    int body = wc_MakeCert(cert.get(), der.data(), static_cast<word32>(der.size()), key.rsa_ptr(),
+                           key.ecc_ptr(), &rng);
+    if (body <= 0) return {};
+    int len = wc_SignCert(body, cert->sigType, der.data(), static_cast<word32>(der.size()),
+                          issuer_key.rsa_ptr(), issuer_key.ecc_ptr(), &rng);
+    if (len <= 0) return {};
+    der.resize(static_cast<std::size_t>(len));
+    return der;
+}
+
+std::string to_pem(const std::vector<std::uint8_t>& der, int type) {
+    std::string pem(der.size() * 2 + 128, '\0');
+    int len = der.empty() ? -1
+                          : wc_DerToPem(der.data(), static_cast<word32>(der.size()),
+                                        reinterpret_cast<byte*>(pem.data()),
+                                        static_cast<word32>(pem.size()), type);
+    pem.resize(len > 0 ? static_cast<std::size_t>(len) : 0);
+    return pem;
+}
+
+std::string key_pem(KeyPair& key) {
+    std::vector<std::uint8_t> der(8 * 1024);
+    int len = key.rsa ? wc_RsaKeyToDer(&key.rsa_key, der.data(), static_cast<word32>(der.size()))
+                      : wc_EccKeyToDer(&key.ecc, der.data(), static_cast<word32>(der.size()));
+    if (len <= 0) return {};
+    der.resize(static_cast<std::size_t>(len));
+    std::string pem = to_pem(der, key.rsa ? PRIVATEKEY_TYPE : ECC_PRIVATEKEY_TYPE);
+    std::fill(der.begin(), der.end(), 0);
+    return pem;
+}
+
+struct Rng {
+    WC_RNG rng;
+    bool ready = wc_InitRng(&rng) == 0;
+    ~Rng() {
+        if (ready) wc_FreeRng(&rng);
+    }
+};
+
+}  // namespace
+
+bool create_certificates(const CertificateRequest& req, std::string& error) {
+    if (!shared::prepare_certificate_request(req, error)) return false;
+    auto rng = std::make_unique<Rng>();
+    if (!rng->ready) {
+        error = "cannot seed the random number generator";
+        return false;
+    }
+    auto ca_key = generate_key(req.key_type, rng->rng, error);
+    auto key = ca_key ? generate_key(req.key_type, rng->rng, error) : nullptr;
+    if (!key) return false;
+    auto ca = make_certificate(*ca_key, "pggw snake-oil CA", {}, *ca_key, req.days,
+                               "keyCertSign,cRLSign", nullptr, {}, rng->rng);
+    const char* usage =
+        req.key_type == "rsa-2048" ? "digitalSignature,keyEncipherment" : "digitalSignature";
+    auto cert = ca.empty()
+                    ? ca
+                    : make_certificate(*key, req.hostnames.front(), ca, *ca_key, req.days, usage,
+                                       "serverAuth", alt_names(req.hostnames), rng->rng);
+    if (cert.empty()) {
+        error = "cannot make certificates";
+        return false;
+    }
+    const std::filesystem::path dir(req.dir);
+    return shared::write_pem(dir / "ca.key", 0600, key_pem(*ca_key), error) &&
+           shared::write_pem(dir / "ca.crt", 0644, to_pem(ca, CERT_TYPE), error) &&
+           shared::write_pem(dir / "server.key", 0600, key_pem(*key), error) &&
+           shared::write_pem(dir / "server.crt", 0644, to_pem(cert, CERT_TYPE), error);
+}
+
+}  // namespace pggw::tls::wolfssl
