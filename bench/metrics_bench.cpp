@@ -13,11 +13,11 @@ using namespace pggw::metrics;
 
 void one_handshake(WorkerMetrics& w, double t) {
     w.connection_accepted();
-    w.startup_request(StartupKind::ssl);
+    w.startup_request(StartupKind::ssl_request);
     w.negotiation_reply('S');
     w.tls_handshake(Leg::client, "boringssl", HandshakeResult::ok, t);
     w.tls_session(Leg::client, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
-    w.startup_request(StartupKind::startup);
+    w.startup_request(StartupKind::startup_message);
     w.session_started();
     w.server_connect(t * 0.5);
     w.bytes(Direction::client_to_server, 120);

@@ -19,7 +19,9 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/pg/startup_kind.hpp"
 #include "metrics/metric_table.hpp"
+#include "tls_backends/tls.hpp"
 
 namespace prometheus {
 class Collectable;
@@ -31,13 +33,12 @@ namespace pggw::metrics {
 // Enum order matches the label value order in metric_table.hpp.
 enum class Leg { client, server };
 enum class HandshakeResult { ok, error, timeout };
-enum class StartupKind { ssl, gssenc, cancel, startup, direct_tls, invalid };
+// The kind of packet a connection opened with (one enum with the startup decoder).
+using StartupKind = pggw::StartupKind;
 enum class Direction { client_to_server, server_to_client };
 
-struct CertificateInfo {
-    std::string subject;
-    std::int64_t not_after;  // unix seconds
-};
+// A certificate pggw presents (subject, expiry): what the TLS context reports.
+using CertificateInfo = tls::CertificateInfo;
 
 struct BuildInfo {
     std::string version;

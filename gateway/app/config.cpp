@@ -1,0 +1,407 @@
+#include "gateway/app/config.hpp"
+
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <toml++/toml.h>
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <iostream>
+
+namespace pggw {
+namespace {
+
+using Apply = std::function<bool(Config&, const std::string&, std::string&)>;
+
+struct OptionSpec {
+    const char* name;  // flag without "--", and config-file key
+    const char* help;
+    bool repeatable;
+    Apply apply;
+};
+
+bool parse_seconds(const std::string& v, double& out, std::string& err) {
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(d) || d <= 0 || d > 86400) {
+        err = "expected a number of seconds between 0 and 86400, got \"" + v + "\"";
+        return false;
+    }
+    out = d;
+    return true;
+}
+
+bool parse_uint(const std::string& v, unsigned& out, unsigned min, unsigned max, std::string& err) {
+    unsigned n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || p != v.data() + v.size() || n < min || n > max) {
+        err = "expected an integer between " + std::to_string(min) + " and " + std::to_string(max) +
+              ", got \"" + v + "\"";
+        return false;
+    }
+    out = n;
+    return true;
+}
+
+bool parse_mode(const std::string& v, TlsMode& out, std::string& err) {
+    for (auto m : {TlsMode::disable, TlsMode::allow, TlsMode::prefer, TlsMode::require,
+                   TlsMode::verify_ca, TlsMode::verify_full}) {
+        if (v == tls_mode_name(m)) {
+            out = m;
+            return true;
+        }
+    }
+    err = "expected one of disable, allow, prefer, require, verify-ca, verify-full, got \"" + v +
+          "\"";
+    return false;
+}
+
+bool parse_choice(const std::string& v, std::string& out, std::initializer_list<const char*> ok,
+                  std::string& err) {
+    for (const char* c : ok) {
+        if (v == c) {
+            out = v;
+            return true;
+        }
+    }
+    err = "expected one of";
+    for (const char* c : ok) err += std::string(" ") + c;
+    err += ", got \"" + v + "\"";
+    return false;
+}
+
+Apply str(std::string Config::*field) {
+    return [field](Config& c, const std::string& v, std::string&) {
+        c.*field = v;
+        return true;
+    };
+}
+Apply host_port(HostPort Config::*field) {
+    return [field](Config& c, const std::string& v, std::string& err) {
+        return parse_host_port(v, c.*field, err);
+    };
+}
+Apply seconds(double Config::*field) {
+    return [field](Config& c, const std::string& v, std::string& err) {
+        return parse_seconds(v, c.*field, err);
+    };
+}
+
+// The one list of options: flags, config keys and their validation come from here.
+const std::vector<OptionSpec>& option_table() {
+    static const std::vector<OptionSpec> table = {
+        {"listen", "HOST:PORT to accept clients on (repeatable; default 0.0.0.0:6432)", true,
+         [](Config& c, const std::string& v, std::string& err) {
+             HostPort hp;
+             if (!parse_host_port(v, hp, err)) return false;
+             c.listen.push_back(hp);
+             return true;
+         }},
+        {"server",
+         "PostgreSQL server HOST:PORT (default 127.0.0.1:5432; names resolved per session; "
+         "--backend is an older name for it)",
+         false, host_port(&Config::server)},
+        {"workers", "worker threads (default: CPUs this process may use)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_uint(v, c.workers, 1, 1024, err);
+         }},
+        {"handshake-timeout", "seconds from accept to a complete StartupMessage (default 10)",
+         false, seconds(&Config::handshake_timeout)},
+        {"server-connect-timeout", "seconds to connect to PostgreSQL (default 5)", false,
+         seconds(&Config::server_connect_timeout)},
+        {"max-connections", "client sessions at most (default: from the open-file limit)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_uint(v, c.max_connections, 1, 10'000'000, err);
+         }},
+        {"cert", "PEM certificate chain presented to clients", false, str(&Config::cert)},
+        {"key", "PEM private key of --cert", false, str(&Config::key)},
+        {"client-ca", "PEM CA that client certificates must chain to", false,
+         str(&Config::client_ca)},
+        {"client-tls",
+         "disable|allow|prefer|require|verify-ca|verify-full (default: require with --cert)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             TlsMode m;
+             if (!parse_mode(v, m, err)) return false;
+             c.client_tls = m;
+             return true;
+         }},
+        {"tls-library", "boringssl|wolfssl", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_choice(v, c.tls_library, {"boringssl", "wolfssl"}, err);
+         }},
+        {"tls-min-version", "1.2|1.3 (default 1.2)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_choice(v, c.tls_min_version, {"1.2", "1.3"}, err);
+         }},
+        {"tls-ciphers", "TLS 1.2 cipher list (library syntax)", false, str(&Config::tls_ciphers)},
+        {"tls-groups", "key exchange groups, e.g. X25519:P-256", false, str(&Config::tls_groups)},
+        {"server-tls", "TLS toward PostgreSQL: libpq sslmode names (default disable)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_mode(v, c.server_tls, err);
+         }},
+        {"server-ca", "PEM CA that PostgreSQL's certificate must chain to", false,
+         str(&Config::server_ca)},
+        {"server-cert", "PEM client certificate presented to PostgreSQL", false,
+         str(&Config::server_cert)},
+        {"server-key", "PEM key of --server-cert", false, str(&Config::server_key)},
+        {"server-sni", "SNI and verify-full name toward PostgreSQL (default: --server host)", false,
+         str(&Config::server_sni)},
+        {"metrics-listen", "HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9930)",
+         false, host_port(&Config::metrics_listen)},
+        {"log-level", "trace|debug|info|warn|error (default info)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_choice(v, c.log_level, {"trace", "debug", "info", "warn", "error"}, err);
+         }},
+    };
+    return table;
+}
+
+// Older names still accepted, as flags and as config keys: {old, current}.
+constexpr std::pair<std::string_view, std::string_view> kAliases[] = {{"backend", "server"}};
+
+const OptionSpec* find_option(std::string key) {
+    for (auto& ch : key)
+        if (ch == '_') ch = '-';
+    for (const auto& [old, current] : kAliases)
+        if (key == old) key = current;
+    for (const auto& spec : option_table())
+        if (key == spec.name) return &spec;
+    return nullptr;
+}
+
+std::string where(const std::string& path, const toml::source_region& src) {
+    return path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+}
+
+// A TOML scalar as the string a flag would carry; nullopt for tables and nested arrays.
+std::optional<std::string> scalar_text(const toml::node& n) {
+    if (auto s = n.value<std::string>()) return *s;
+    if (n.is_integer()) return std::to_string(*n.value<std::int64_t>());
+    if (n.is_floating_point()) {
+        std::ostringstream os;
+        os << *n.value<double>();
+        return os.str();
+    }
+    if (n.is_boolean()) return *n.value<bool>() ? "true" : "false";
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view tls_mode_name(TlsMode m) {
+    switch (m) {
+        case TlsMode::disable:
+            return "disable";
+        case TlsMode::allow:
+            return "allow";
+        case TlsMode::prefer:
+            return "prefer";
+        case TlsMode::require:
+            return "require";
+        case TlsMode::verify_ca:
+            return "verify-ca";
+        case TlsMode::verify_full:
+            return "verify-full";
+    }
+    return "disable";
+}
+
+std::string HostPort::str() const {
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+bool parse_host_port(std::string_view s, HostPort& out, std::string& error) {
+    std::string_view host, port;
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+            error = "expected [IPv6]:PORT, got \"" + std::string(s) + "\"";
+            return false;
+        }
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string_view::npos || s.find(':') != colon) {
+            error = "expected HOST:PORT (IPv6 as [ADDR]:PORT), got \"" + std::string(s) + "\"";
+            return false;
+        }
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    unsigned p = 0;
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (host.empty() || ec != std::errc{} || ptr != port.data() + port.size() || p > 65535) {
+        error = "expected HOST:PORT with a port from 0 to 65535, got \"" + std::string(s) + "\"";
+        return false;
+    }
+    out.host = std::string(host);
+    out.port = std::uint16_t(p);
+    return true;
+}
+
+bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors) {
+    // toml++ iterates keys in sorted order; report in file order, as a user reads the file.
+    std::vector<std::pair<toml::source_position, std::string>> found;
+    auto add = [&](const toml::source_region& at, std::string msg) {
+        found.emplace_back(at.begin, where(path, at) + ": " + std::move(msg));
+    };
+    toml::table tbl;
+    try {
+        tbl = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        errors.push_back(where(path, e.source()) + ": " + std::string(e.description()));
+        return false;
+    }
+    bool listen_seen = false;
+    for (auto&& [key, node] : tbl) {
+        std::string k(key.str());
+        const OptionSpec* spec = find_option(k);
+        if (!spec) {
+            add(key.source(), "unknown key \"" + k + "\"");
+            continue;
+        }
+        std::vector<std::string> values;
+        if (auto* arr = node.as_array()) {
+            if (!spec->repeatable) {
+                add(node.source(), "\"" + k + "\" takes one value");
+                continue;
+            }
+            for (auto& el : *arr) {
+                auto t = scalar_text(el);
+                if (!t)
+                    add(el.source(), "\"" + k + "\": bad value");
+                else
+                    values.push_back(*t);
+            }
+        } else if (auto t = scalar_text(node)) {
+            values.push_back(*t);
+        } else {
+            add(node.source(), "\"" + k + "\": expected a value");
+            continue;
+        }
+        if (spec->repeatable && !listen_seen) {
+            cfg.listen.clear();
+            listen_seen = true;
+        }
+        for (const auto& v : values) {
+            std::string err;
+            if (!spec->apply(cfg, v, err)) add(node.source(), k + ": " + err);
+        }
+    }
+    std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+        return a.first.line != b.first.line ? a.first.line < b.first.line
+                                            : a.first.column < b.first.column;
+    });
+    for (auto& f : found) errors.push_back(std::move(f.second));
+    return errors.empty();
+}
+
+ParsedCommand parse_command_line(int argc, char** argv) {
+    ParsedCommand cmd;
+    CLI::App app{"pggw: a TLS gateway for the PostgreSQL wire protocol", "pggw"};
+
+    bool want_version = false;
+    app.add_flag("-V,--version", want_version, "print version and TLS libraries");
+    app.add_option("--config", cmd.config_file, "TOML config file (keys are the flag names)");
+
+    std::vector<std::pair<const OptionSpec*, std::vector<std::string>>> flag_values;
+    flag_values.reserve(option_table().size());
+    for (const auto& spec : option_table()) {
+        flag_values.push_back({&spec, {}});
+        std::string names = std::string("--") + spec.name;
+        for (const auto& [old, current] : kAliases)
+            if (current == spec.name) names += ",--" + std::string(old);
+        auto* opt = app.add_option(names, flag_values.back().second, spec.help);
+        if (!spec.repeatable) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        opt->type_size(1)->allow_extra_args(false);
+    }
+
+    auto* run = app.add_subcommand("run", "run the gateway (the default)");
+    run->fallthrough();
+    auto* check = app.add_subcommand("check-config", "validate a config file and exit");
+    check->fallthrough();
+    auto* gen = app.add_subcommand("gen-cert", "write a snake-oil CA and server certificate");
+    gen->add_option("--dir", cmd.cert_dir, "directory for ca.crt ca.key server.crt server.key")
+        ->required();
+    gen->add_option("--hostname", cmd.hostnames, "DNS name or IP (repeatable)");
+    gen->add_option("--key-type", cmd.key_type, "ecdsa-p256 or rsa-2048")
+        ->check(CLI::IsMember({"ecdsa-p256", "rsa-2048"}));
+    gen->fallthrough();
+    app.require_subcommand(0, 1);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        cmd.kind = ParsedCommand::exit;
+        cmd.exit_code = app.exit(e);
+        return cmd;
+    }
+    if (want_version) {
+        cmd.kind = ParsedCommand::version;
+        return cmd;
+    }
+    if (*gen) {
+        cmd.kind = ParsedCommand::gen_cert;
+        return cmd;
+    }
+    if (*check) {
+        cmd.kind = ParsedCommand::check_config;
+        if (cmd.config_file.empty()) {
+            std::cerr << "pggw check-config: --config FILE is required\n";
+            cmd.kind = ParsedCommand::exit;
+            cmd.exit_code = 2;
+            return cmd;
+        }
+    }
+
+    std::vector<std::string> errors;
+    if (!cmd.config_file.empty()) load_config_file(cmd.config_file, cmd.config, errors);
+    for (auto& [spec, values] : flag_values) {
+        if (values.empty()) continue;
+        if (spec->repeatable) cmd.config.listen.clear();
+        for (const auto& v : values) {
+            std::string err;
+            if (!spec->apply(cmd.config, v, err))
+                errors.push_back(std::string("--") + spec->name + ": " + err);
+        }
+    }
+    if (cmd.config.listen.empty()) cmd.config.listen.push_back({"0.0.0.0", 6432});
+    if (!errors.empty()) {
+        for (const auto& e : errors) std::cerr << "pggw: " << e << "\n";
+        cmd.kind = ParsedCommand::exit;
+        cmd.exit_code = 2;
+    }
+    return cmd;
+}
+
+unsigned default_workers() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    unsigned cpus = 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = unsigned(CPU_COUNT(&set));
+    // cgroup v2 quota: "max 100000" or "200000 100000".
+    std::ifstream f("/sys/fs/cgroup/cpu.max");
+    std::string quota, period;
+    if (f >> quota >> period && quota != "max") {
+        double q = std::atof(quota.c_str()), p = std::atof(period.c_str());
+        if (q > 0 && p > 0) cpus = std::min(cpus, unsigned(std::max(1.0, std::ceil(q / p))));
+    }
+    return std::max(1u, cpus);
+}
+
+unsigned default_max_connections() {
+    // Two descriptors per session (client + server), and a reserve for listeners, the
+    // metrics endpoint, logs and TLS modules.
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 100;
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY ? 1'000'000 : rl.rlim_cur;
+    return n > 128 ? unsigned((n - 64) / 2) : 32;
+}
+
+}  // namespace pggw

@@ -1,0 +1,73 @@
+// pggw's settings: every command-line flag is also a key of the TOML config file (the flag's
+// name without the dashes: `--handshake-timeout 3` is `handshake-timeout = 3`; underscores are
+// accepted too). Flags override the file. One table (config.cpp) declares every option.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pggw {
+
+// libpq's sslmode names; PgBouncer's client_tls_sslmode semantics on the client leg.
+enum class TlsMode { disable, allow, prefer, require, verify_ca, verify_full };
+std::string_view tls_mode_name(TlsMode m);
+
+struct HostPort {
+    std::string host;  // literal address or DNS name (IPv6 literals without brackets)
+    std::uint16_t port = 0;
+    std::string str() const;
+};
+// "HOST:PORT", "[v6]:PORT"; false and error set when malformed.
+bool parse_host_port(std::string_view s, HostPort& out, std::string& error);
+
+struct Config {
+    std::vector<HostPort> listen;        // default 0.0.0.0:6432
+    HostPort server{"127.0.0.1", 5432};  // --server (alias --backend): PostgreSQL
+    unsigned workers = 0;                // 0: the CPUs this process may use
+    double handshake_timeout = 10;       // seconds, accept to complete StartupMessage
+    double server_connect_timeout = 5;   // seconds
+    unsigned max_connections = 0;        // 0: derived from the open-file limit
+
+    // TLS toward clients
+    std::string cert, key, client_ca;
+    std::optional<TlsMode> client_tls;  // default: require with a certificate, else disable
+    std::string tls_library = "boringssl";
+    std::string tls_min_version = "1.2";
+    std::string tls_ciphers, tls_groups;
+
+    // TLS toward the server
+    TlsMode server_tls = TlsMode::disable;
+    std::string server_ca, server_cert, server_key, server_sni;
+
+    HostPort metrics_listen{"0.0.0.0", 9930};
+    std::string log_level = "info";
+
+    TlsMode effective_client_tls() const {
+        return client_tls.value_or(cert.empty() ? TlsMode::disable : TlsMode::require);
+    }
+};
+
+struct ParsedCommand {
+    enum Kind { run, check_config, gen_cert, version, exit } kind = run;
+    int exit_code = 0;  // kind == exit: help printed or a parse error
+    Config config;
+    std::string config_file;
+    // gen-cert
+    std::string cert_dir;
+    std::vector<std::string> hostnames;
+    std::string key_type = "ecdsa-p256";
+};
+
+// Parses argv (and the --config file). On error prints a clear message and returns kind=exit.
+ParsedCommand parse_command_line(int argc, char** argv);
+
+// Loads a TOML file into cfg; every error is "FILE:LINE:COL: message" in errors.
+bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors);
+
+// Defaults that depend on the machine.
+unsigned default_workers();
+unsigned default_max_connections();
+
+}  // namespace pggw

@@ -1,0 +1,196 @@
+#include "gateway/app/gateway.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <boost/asio/signal_set.hpp>
+
+#include "gateway/app/tls_contexts.hpp"
+#include "gateway/app/worker.hpp"
+#include "metrics/admin_server.hpp"
+
+namespace pggw {
+
+namespace {
+
+constexpr auto kDrainTimeout = std::chrono::seconds(30);
+
+// Servers commonly raise the soft open-file limit to the hard one: each session needs two.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+std::vector<tls::CertificateInfo> cert_infos(const std::shared_ptr<tls::Context>& ctx) {
+    if (!ctx) return {};
+    return ctx->certificates();
+}
+
+std::string endpoint_name(const tcp::endpoint& ep) {
+    auto a = ep.address().to_string();
+    return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+}
+
+// Binds every worker's listeners. A --listen port of 0 is bound by the first worker on a port
+// the kernel chooses; the others bind that same port. Returns the bound addresses.
+std::vector<tcp::endpoint> start_workers(std::vector<std::unique_ptr<Worker>>& pool,
+                                         const std::vector<HostPort>& listen) {
+    std::vector<tcp::endpoint> eps;
+    for (const auto& hp : listen) eps.emplace_back(asio::ip::make_address(hp.host), hp.port);
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+        pool[i]->start(eps);
+        if (i == 0) eps = pool[0]->local_endpoints();
+    }
+    return eps;
+}
+
+// Expiry series for both legs; replaced whole, so a replaced certificate's series goes away.
+void publish_certificates(metrics::Registry& registry, const TlsContexts& t) {
+    registry.set_certificates(metrics::Leg::client, cert_infos(t.client));
+    registry.set_certificates(metrics::Leg::server, cert_infos(t.server));
+}
+
+}  // namespace
+
+std::string compiled_libraries_csv() {
+    std::string s;
+    for (const auto& b : tls::compiled_backends()) s += (s.empty() ? "" : ",") + b;
+    return s;
+}
+
+int run_gateway(const Config& cfg_in) {
+    raise_fd_limit();
+    Shared shared;
+    shared.cfg = cfg_in;
+    const Config& cfg = shared.cfg;
+    shared.client_tls = cfg.effective_client_tls();
+    ConnectionBudget connections(cfg.max_connections ? cfg.max_connections
+                                                     : default_max_connections());
+    shared.connections = &connections;
+    tls::Backend* backend = nullptr;  // null only if no TLS is configured on either leg
+    unsigned workers = cfg.workers ? cfg.workers : default_workers();
+
+    std::string error;
+    if (!validate_tls_settings(cfg, error)) {
+        spdlog::critical("{}", error);
+        return 2;
+    }
+    if (tls_needed(cfg)) {
+        backend = tls::load_backend(cfg.tls_library, error);
+        if (!backend) {
+            spdlog::critical("cannot load TLS library {}: {}", cfg.tls_library, error);
+            return 2;
+        }
+    }
+    if (backend) shared.library = backend->name();
+    TlsContexts contexts;
+    if (!make_tls_contexts(cfg, backend, contexts, error)) {
+        spdlog::critical("{}", error);
+        return 2;
+    }
+
+    metrics::Registry registry(workers, {PGGW_VERSION, compiled_libraries_csv()});
+    shared.metrics = &registry;
+    publish_certificates(registry, contexts);
+
+    // Handlers go in before any listener opens: a SIGTERM that arrives as soon as the port
+    // accepts is queued for the drain below, not fatal.
+    asio::io_context main_io(1);
+    asio::signal_set signals(main_io, SIGTERM, SIGINT, SIGHUP);
+
+    std::vector<std::unique_ptr<Worker>> pool;
+    std::vector<tcp::endpoint> listening;
+    for (unsigned i = 0; i < workers; ++i)
+        pool.push_back(std::make_unique<Worker>(shared, i, contexts));
+    try {
+        listening = start_workers(pool, cfg.listen);
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot listen: {}", e.what());
+        return 1;
+    }
+
+    metrics::Health health;
+    for (auto& w : pool) health.add_worker(w->io().get_executor());
+    tcp::endpoint admin_ep(asio::ip::make_address(cfg.metrics_listen.host),
+                           cfg.metrics_listen.port);
+    metrics::AdminServer admin(main_io, admin_ep, registry, health);
+    try {
+        admin.start();
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot serve metrics on {}: {}", cfg.metrics_listen.str(), e.what());
+        return 1;
+    }
+
+    // The addresses as bound: with port 0 asked for, this line is where the port is told.
+    std::string listen;
+    for (const auto& ep : listening) listen += (listen.empty() ? "" : ",") + endpoint_name(ep);
+    spdlog::info(
+        "pggw {} listening on {} with {} workers; server {}; client TLS {}; server TLS {}; "
+        "TLS library {}; max_connections {}; metrics on {}",
+        PGGW_VERSION, listen, workers, cfg.server.str(), tls_mode_name(shared.client_tls),
+        tls_mode_name(cfg.server_tls), backend ? backend->name() : "none", connections.max(),
+        endpoint_name(admin.local_endpoint()));
+    registry.readiness().ready = true;
+
+    // Signals: SIGTERM/SIGINT start a drain (a second one stops at once); SIGHUP reloads TLS.
+    asio::steady_timer drain_poll(main_io);
+    auto drain_deadline = std::chrono::steady_clock::time_point::max();
+    std::function<void()> poll_drain = [&] {
+        std::size_t live = 0;
+        for (auto& w : pool) live += w->live_sessions();
+        if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+            if (live) spdlog::warn("drain timeout: closing {} sessions", live);
+            admin.stop();
+            main_io.stop();
+            return;
+        }
+        drain_poll.expires_after(std::chrono::milliseconds(100));
+        drain_poll.async_wait([&](error_code ec) {
+            if (!ec) poll_drain();
+        });
+    };
+    bool draining = false;
+    std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            std::string err;
+            TlsContexts fresh;
+            if (!make_tls_contexts(cfg, backend, fresh, err)) {
+                spdlog::error("SIGHUP: TLS reload failed, keeping the current certificates: {}",
+                              err);
+            } else {
+                for (auto& w : pool) w->set_tls(fresh);
+                publish_certificates(registry, fresh);
+                spdlog::info("SIGHUP: TLS certificates reloaded");
+            }
+        } else if (std::exchange(draining, true)) {
+            spdlog::warn("second signal: stopping now");
+            main_io.stop();
+            return;
+        } else {
+            spdlog::info(
+                "{}: draining: no new connections; sessions end when idle (up to {}s); {} open",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", kDrainTimeout.count(), [&] {
+                    std::size_t n = 0;
+                    for (auto& w : pool) n += w->live_sessions();
+                    return n;
+                }());
+            registry.readiness().draining = true;
+            for (auto& w : pool) w->begin_drain();
+            drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+            poll_drain();
+        }
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+    main_io.run();
+
+    for (auto& w : pool) w->stop_and_join();
+    spdlog::info("pggw stopped");
+    return 0;
+}
+
+}  // namespace pggw

@@ -1,0 +1,90 @@
+#include "gateway/app/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "gateway/net/socket_options.hpp"
+#include "gateway/session/session.hpp"
+
+namespace pggw {
+
+namespace {
+
+bool is_resource_exhaustion(const error_code& ec) {
+    return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == ENOBUFS ||
+           ec.value() == ENOMEM;
+}
+
+}  // namespace
+
+Worker::Worker(Shared& shared, std::size_t index, TlsContexts tls)
+    : index_(index),
+      tls_(std::move(tls)),
+      env_{shared.cfg, shared.client_tls,   shared.library, tls_, shared.metrics->worker(index),
+           drain_,     *shared.connections, live_sessions_, index} {}
+
+Worker::~Worker() {
+    stop_and_join();
+}
+
+void Worker::start(const std::vector<tcp::endpoint>& listen) {
+    for (const auto& ep : listen) acceptors_.push_back(bind_reuseport_listener(io_, ep));
+    for (auto& a : acceptors_) {
+        asio::co_spawn(io_, accept_loop(*a), [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);  // a bug: let it be seen
+        });
+    }
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), ("pggw-w" + std::to_string(index_)).c_str());
+        io_.run();
+    });
+}
+
+std::vector<tcp::endpoint> Worker::local_endpoints() const {
+    std::vector<tcp::endpoint> out;
+    for (const auto& a : acceptors_) out.push_back(a->local_endpoint());
+    return out;
+}
+
+void Worker::begin_drain() {
+    asio::post(io_, [this] {
+        for (auto& a : acceptors_) {
+            error_code ignored;
+            a->close(ignored);
+        }
+        drain_.begin();
+    });
+}
+
+void Worker::set_tls(TlsContexts tls) {
+    asio::post(io_, [this, tls = std::move(tls)]() mutable { tls_ = std::move(tls); });
+}
+
+void Worker::stop_and_join() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+}
+
+awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
+    asio::steady_timer backoff(io_);
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) {
+            // Out of descriptors or memory: the pending connection stays in the backlog.
+            // Back off instead of spinning; sessions ending will free descriptors.
+            if (is_resource_exhaustion(ec))
+                spdlog::warn("worker {}: accept failed: {} (open sessions: {}); retrying in 100 ms",
+                             index_, ec.message(), live_sessions());
+            else
+                spdlog::warn("worker {}: accept failed: {}", index_, ec.message());
+            backoff.expires_after(std::chrono::milliseconds(100));
+            co_await backoff.async_wait(use_nothrow);
+            continue;
+        }
+        env_.metrics.connection_accepted();
+        tune_socket(socket);
+        start_session(env_, std::move(socket));
+    }
+}
+
+}  // namespace pggw

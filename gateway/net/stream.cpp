@@ -1,0 +1,127 @@
+#include "gateway/net/stream.hpp"
+
+namespace pggw {
+
+Stream::Stream(tcp::socket socket)
+    : socket_(std::move(socket)),
+      write_done_(socket_.get_executor(), asio::steady_timer::time_point::max()) {}
+
+void Stream::start_tls(std::unique_ptr<tls::Engine> engine, std::span<const std::uint8_t> initial) {
+    engine_ = std::move(engine);
+    if (!initial.empty()) engine_->feed(initial);
+}
+
+template <class Op>
+awaitable<Stream::Performed> Stream::perform(Op op) {
+    for (;;) {
+        Performed p;
+        p.result = op();
+        if (!engine_->output().empty()) p.ec = co_await flush();
+        if (p.result != tls::Result::want_input || p.ec) co_return p;
+        if ((p.ec = co_await fill())) {
+            p.read_failed = true;
+            co_return p;
+        }
+    }
+}
+
+awaitable<error_code> Stream::flush() {
+    // The timer never expires: cancel() at the end of a write is the wake-up.
+    while (writing_) co_await write_done_.async_wait(use_nothrow);
+    writing_ = true;
+    error_code ec;
+    while (!engine_->output().empty()) {
+        auto out = engine_->output();
+        wbuf_.assign(out.begin(), out.end());
+        engine_->consume_output(out.size());
+        auto [e, n] = co_await asio::async_write(socket_, asio::buffer(wbuf_), use_nothrow);
+        if (e) {
+            ec = e;
+            break;
+        }
+    }
+    writing_ = false;
+    write_done_.cancel();
+    co_return ec;
+}
+
+// Reads straight into the engine's input buffer. Only the reading coroutine ever calls the
+// engine's input side, so nothing moves that buffer while the read is in flight.
+awaitable<error_code> Stream::fill() {
+    if (input_eof_) co_return error_code{asio::error::eof};
+    auto space = engine_->input_space();
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    if (ec == asio::error::eof) {
+        // Let the engine tell close_notify (clean) from truncation on its next operation.
+        input_eof_ = true;
+        engine_->input_eof();
+        co_return error_code{};
+    }
+    if (!ec) engine_->commit_input(n);
+    co_return ec;
+}
+
+awaitable<TlsOutcome> Stream::handshake() {
+    Performed p = co_await perform([&] { return engine_->handshake(); });
+    // The engine's own verdict first: a failed handshake's alert may not reach a peer that
+    // is already gone, and the failure says more than the write error.
+    if (p.result == tls::Result::error)
+        co_return TlsOutcome{false, engine_->failure(), engine_->failure_reason()};
+    if (!p.ec) co_return TlsOutcome{true, tls::Failure::none, {}};
+    if (!p.read_failed)
+        co_return TlsOutcome{false, tls::Failure::eof, "write failed: " + p.ec.message()};
+    if (p.ec == asio::error::eof)
+        co_return TlsOutcome{false, tls::Failure::eof, "peer closed during the handshake"};
+    co_return TlsOutcome{false, tls::Failure::eof, "read failed: " + p.ec.message()};
+}
+
+awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(std::span<std::uint8_t> buf) {
+    if (!engine_) {
+        auto [ec, n] =
+            co_await socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_nothrow);
+        co_return std::tuple{ec, n};
+    }
+    std::size_t n = 0;
+    Performed p = co_await perform([&] { return engine_->read(buf, n); });
+    if (p.ec) co_return std::tuple{p.ec, std::size_t{0}};
+    switch (p.result) {
+        case tls::Result::ok:
+            co_return std::tuple{error_code{}, n};
+        case tls::Result::closed:
+            co_return std::tuple{error_code{asio::error::eof}, std::size_t{0}};
+        case tls::Result::error:
+        case tls::Result::want_input:
+            break;
+    }
+    // Truncation (no close_notify) ends the stream like TCP EOF does.
+    error_code ec = asio::error::connection_aborted;
+    if (engine_->failure() == tls::Failure::eof) ec = asio::error::eof;
+    co_return std::tuple{ec, std::size_t{0}};
+}
+
+awaitable<error_code> Stream::write_all(std::span<const std::uint8_t> buf) {
+    if (!engine_) {
+        auto [ec, n] =
+            co_await asio::async_write(socket_, asio::buffer(buf.data(), buf.size()), use_nothrow);
+        co_return ec;
+    }
+    // An engine takes all of buf or fails (tls.hpp): write never wants input.
+    Performed p = co_await perform([&] { return engine_->write(buf); });
+    if (p.result != tls::Result::ok) co_return error_code{asio::error::connection_aborted};
+    co_return p.ec;
+}
+
+awaitable<void> Stream::shutdown_send() {
+    // shutdown() only queues close_notify (tls.hpp): it never waits for the peer's.
+    if (engine_) co_await perform([&] { return engine_->shutdown(); });
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+void Stream::close() {
+    error_code ignored;
+    socket_.close(ignored);
+}
+
+}  // namespace pggw

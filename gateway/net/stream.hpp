@@ -1,0 +1,74 @@
+// One leg of a session: a TCP socket, optionally with a TLS engine on it. This is pggw's one
+// TLS driver (the shape of Asio's ssl/detail/io.hpp): perform() runs an engine operation,
+// sends whatever output the engine holds after it, and feeds the engine one socket read
+// whenever it wants input, until the operation completes. handshake, read, write and
+// shutdown are each one perform(). Sessions read and write plaintext through a Stream and
+// never see TLS.
+//
+// One coroutine may read while another writes (the two relay directions). The socket reads
+// straight into the engine's input buffer (only the reader touches it). Engine output is
+// copied out before each socket write, so an engine operation during an in-flight write
+// (a read that answers a KeyUpdate, say) never moves bytes under it; writes are serialised
+// by `writing_`.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gateway/net/asio.hpp"
+#include "tls_backends/tls.hpp"
+
+namespace pggw {
+
+struct TlsOutcome {
+    bool ok = false;
+    tls::Failure failure = tls::Failure::none;
+    std::string reason;  // readable, for the log
+};
+
+class Stream {
+  public:
+    explicit Stream(tcp::socket socket);
+
+    tcp::socket& socket() { return socket_; }
+    bool encrypted() const { return engine_ != nullptr; }
+    const tls::Engine* engine() const { return engine_.get(); }
+
+    // Puts TLS on this leg. initial: ciphertext already read from the socket (direct TLS).
+    void start_tls(std::unique_ptr<tls::Engine> engine, std::span<const std::uint8_t> initial = {});
+    awaitable<TlsOutcome> handshake();
+
+    // Plaintext. Returns asio::error::eof on close_notify or TCP EOF.
+    awaitable<std::tuple<error_code, std::size_t>> read_some(std::span<std::uint8_t> buf);
+    awaitable<error_code> write_all(std::span<const std::uint8_t> buf);
+    // Half-close after the peer's EOF: close_notify (TLS) then shutdown(send).
+    awaitable<void> shutdown_send();
+    // Abort: cancels any pending operation of the other direction too.
+    void close();
+
+  private:
+    // What one perform() ended with: the engine's last result, and the socket error that
+    // ended it early, if any (read_failed: it was the socket read, else a write).
+    struct Performed {
+        tls::Result result = tls::Result::error;
+        error_code ec;
+        bool read_failed = false;
+    };
+    // op: a call of one engine operation, returning tls::Result; called again after every
+    // socket read until it answers anything but want_input.
+    template <class Op>
+    awaitable<Performed> perform(Op op);
+    awaitable<error_code> flush();
+    awaitable<error_code> fill();  // one socket read into the engine
+
+    tcp::socket socket_;
+    std::unique_ptr<tls::Engine> engine_;
+    std::vector<std::uint8_t> wbuf_;  // ciphertext being written
+    bool writing_ = false;
+    bool input_eof_ = false;
+    asio::steady_timer write_done_;  // cancelled when a write finishes, to wake a waiting writer
+};
+
+}  // namespace pggw

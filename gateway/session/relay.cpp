@@ -1,0 +1,112 @@
+#include "gateway/session/relay.hpp"
+
+#include <array>
+
+#include "gateway/pg/protocol.hpp"
+
+namespace pggw {
+
+using metrics::Direction;
+
+Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
+             bool channel_binding_ok)
+    : env_(env),
+      rec_(rec),
+      client_(client),
+      server_(server),
+      idle_wakeup_(client.socket().get_executor(), asio::steady_timer::time_point::max()) {
+    if (server.encrypted() && (!client.encrypted() || !channel_binding_ok))
+        cb_guard_.emplace(client.encrypted());
+}
+
+awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
+    env_.metrics.bytes(Direction::server_to_client, pending.size());
+    rec_.bytes_s2c += pending.size();
+    if (cb_guard_) pending = cb_guard_->server_bytes(pending);
+    tracker_.feed(pending);
+    if (!pending.empty() && co_await client_.write_all(pending)) {
+        rec_.end("client write error");
+        co_return;
+    }
+    co_await ((transfer(client_, server_, Direction::client_to_server) &&
+               transfer(server_, client_, Direction::server_to_client)) ||
+              end_when_drained());
+}
+
+awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
+    std::array<std::uint8_t, 16 * 1024> buf;
+    const bool s2c = dir == Direction::server_to_client;
+    for (;;) {
+        auto [ec, n] = co_await from.read_some(buf);
+        if (ec) {
+            if (ec == asio::error::eof) {
+                rec_.end(s2c ? "server closed the connection" : "client closed");
+                co_await to.shutdown_send();
+            } else {
+                rec_.end((s2c ? "server read error: " : "client read error: ") + ec.message());
+                from.close();
+                to.close();
+            }
+            co_return;
+        }
+        std::span<const std::uint8_t> data(buf.data(), n);
+        if (!s2c) client_tracker_.feed(data);
+        env_.metrics.bytes(dir, n);
+        (s2c ? rec_.bytes_s2c : rec_.bytes_c2s) += n;
+        if (cb_guard_ && s2c && (data = cb_guard_->server_bytes(data)).empty()) continue;
+        if (cb_guard_ && !s2c && cb_guard_->client_chose_plus(data)) {
+            co_await refuse_client(client_, rec_, env_.metrics,
+                                   pg::sqlstate::invalid_authorization_specification,
+                                   kChannelBindingRefusal, Refusal::channel_binding);
+            from.close();
+            to.close();
+            co_return;
+        }
+        if (s2c) s2c_writing_ = true;
+        auto wec = co_await to.write_all(data);
+        if (s2c) {
+            // Tracked once written, so idle() also means nothing is half-sent to the client.
+            s2c_writing_ = false;
+            tracker_.feed(data);
+            if (env_.drain.active() && idle()) idle_wakeup_.cancel();
+        }
+        if (wec) {
+            rec_.end((s2c ? "client write error: " : "server write error: ") + wec.message());
+            from.close();
+            to.close();
+            co_return;
+        }
+    }
+}
+
+// Between transactions with nothing in flight: the server's last ReadyForQuery said idle and
+// answered every query the client sent (the first one answers the startup), and nothing is
+// half-written to the client.
+bool Relay::idle() const {
+    std::uint64_t asked =
+        client_tracker_.count('Q') + client_tracker_.count('S') + client_tracker_.count('F');
+    return tracker_.idle() && !s2c_writing_ && tracker_.count('Z') == asked + 1;
+}
+
+// During a drain, ends the session at its first moment between transactions, as PostgreSQL's
+// smart shutdown would: FATAL 57P01 to the client, then close. Sessions in a transaction
+// continue until they commit or roll back (or the drain times out).
+awaitable<void> Relay::end_when_drained() {
+    // Both waits end early when the relay finishes first and cancels this coroutine (the
+    // idle wake-up also ends a wait, by design): leave then, whatever the session's state.
+    auto cancelled = [](asio::cancellation_state cs) {
+        return cs.cancelled() != asio::cancellation_type::none;
+    };
+    co_await env_.drain.wait();
+    while (!idle()) {
+        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
+        co_await idle_wakeup_.async_wait(use_nothrow);
+    }
+    if (cancelled(co_await asio::this_coro::cancellation_state) || !env_.drain.active()) co_return;
+    rec_.close_reason = "drained";
+    auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
+                                  "terminating connection due to administrator command");
+    co_await client_.write_all(msg);
+}
+
+}  // namespace pggw

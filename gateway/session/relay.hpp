@@ -1,0 +1,44 @@
+// The relay of an established session: both directions at once, each with backpressure (one
+// buffer, written out before the next read), until either side ends; and, during a drain, an
+// end at the session's first idle moment. It owns what watches the byte streams: the message
+// trackers (transaction state, for the drain) and the channel-binding guard.
+#pragma once
+
+#include <optional>
+#include <span>
+
+#include "gateway/net/stream.hpp"
+#include "gateway/pg/channel_binding.hpp"
+#include "gateway/pg/message_tracker.hpp"
+#include "gateway/session/session_env.hpp"
+#include "gateway/session/session_record.hpp"
+
+namespace pggw {
+
+class Relay {
+  public:
+    // channel_binding_ok: ServerConnection::channel_binding_ok of the server leg.
+    Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
+          bool channel_binding_ok);
+
+    // pending: server bytes already read (--server-tls allow), sent to the client first.
+    awaitable<void> run(std::span<const std::uint8_t> pending);
+
+  private:
+    awaitable<void> transfer(Stream& from, Stream& to, metrics::Direction dir);
+    awaitable<void> end_when_drained();
+    bool idle() const;
+
+    SessionEnv& env_;
+    SessionRecord& rec_;
+    Stream& client_;
+    Stream& server_;
+    MessageTracker tracker_;         // server-to-client boundaries and transaction status
+    MessageTracker client_tracker_;  // client-to-server: counts the queries sent
+    bool s2c_writing_ = false;       // a server-to-client write is in flight
+    // Cancelled when a drain is on and the session just became idle.
+    asio::steady_timer idle_wakeup_;
+    std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
+};
+
+}  // namespace pggw

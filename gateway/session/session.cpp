@@ -1,0 +1,225 @@
+#include "gateway/session/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <optional>
+
+#include "gateway/pg/client_negotiation.hpp"
+#include "gateway/pg/protocol.hpp"
+#include "gateway/session/clock.hpp"
+#include "gateway/session/leg_tls.hpp"
+#include "gateway/session/relay.hpp"
+#include "gateway/session/server_connection.hpp"
+#include "gateway/session/session_record.hpp"
+
+namespace pggw {
+namespace {
+
+using metrics::Leg;
+
+// What the startup phase ends with.
+struct Startup {
+    enum What { closed, startup, cancel } what = closed;
+    std::vector<std::uint8_t> packet;  // StartupMessage or CancelRequest, to forward as is
+};
+
+class Session {
+  public:
+    Session(SessionEnv& env, tcp::socket s) : env_(env), m_(env.metrics), client_(std::move(s)) {
+        error_code ec;
+        auto ep = client_.socket().remote_endpoint(ec);
+        if (ec) {
+            rec_.peer = rec_.peer_host = "?";
+        } else {
+            rec_.peer_host = ep.address().to_string();
+            rec_.peer = (ep.address().is_v6() ? "[" + rec_.peer_host + "]" : rec_.peer_host) + ":" +
+                        std::to_string(ep.port());
+        }
+    }
+
+    awaitable<void> run();
+
+  private:
+    awaitable<Startup> negotiate();
+    awaitable<bool> client_handshake(bool direct, std::span<const std::uint8_t> initial);
+    awaitable<void> refuse(std::string_view sqlstate, std::string_view message, Refusal why) {
+        return refuse_client(client_, rec_, m_, sqlstate, message, why);
+    }
+    awaitable<void> forward_cancel(const std::vector<std::uint8_t>& packet);
+    awaitable<void> serve(const std::vector<std::uint8_t>& startup_packet);
+
+    SessionEnv& env_;
+    metrics::WorkerMetrics& m_;
+    Stream client_;
+    SessionRecord rec_;
+    Clock::time_point started_ = Clock::now();
+    bool was_session_ = false;  // got as far as a StartupMessage
+};
+
+awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint8_t> initial) {
+    tls::EngineOptions opts;
+    opts.require_alpn = direct;
+    client_.start_tls(env_.tls.client->new_engine(opts), initial);
+    LegTlsOutcome out =
+        co_await run_tls_handshake(client_, {Leg::client, env_.library, m_, rec_.peer, {}});
+    // Cut short by --handshake-timeout: run() logs the timeout.
+    if (!out.ok && !out.timed_out) rec_.close_reason = "TLS handshake failed";
+    co_return out.ok;
+}
+
+awaitable<Startup> Session::negotiate() {
+    ClientNegotiation n(env_.client_tls, rec_.peer_host);
+    std::array<std::uint8_t, 4096> chunk;
+    for (;;) {
+        NegotiationAction a = n.next();
+        if (a.decoded) m_.startup_request(*a.decoded);
+        if (n.got_startup()) {
+            was_session_ = true;
+            rec_.user = n.user();
+            rec_.database = n.database();
+        }
+        if (a.decoded == StartupKind::invalid) {
+            spdlog::warn("invalid startup packet: peer={}: {}", rec_.peer, a.detail);
+            rec_.close_reason = negotiation_end_name(NegotiationEnd::invalid_startup);
+        }
+        switch (a.kind) {
+            case NegotiationAction::read: {
+                auto [ec, got] = co_await client_.read_some(chunk);
+                if (ec) {
+                    rec_.close_reason = negotiation_end_name(n.peer_closed());
+                    co_return Startup{};
+                }
+                n.feed(std::span(chunk).first(got));
+                continue;
+            }
+            case NegotiationAction::reply: {
+                const char reply = a.reply_byte;
+                if (co_await client_.write_all(std::span<const std::uint8_t>(
+                        reinterpret_cast<const std::uint8_t*>(&reply), 1))) {
+                    rec_.close_reason = "client gone";
+                    co_return Startup{};
+                }
+                m_.negotiation_reply(reply);
+                continue;
+            }
+            case NegotiationAction::start_tls:
+                if (!co_await client_handshake(a.direct, a.bytes)) co_return Startup{};
+                n.tls_established(client_.engine()->info().peer_common_name);
+                continue;
+            case NegotiationAction::refuse:
+                co_await refuse(a.sqlstate, a.message, a.refusal);
+                co_return Startup{};
+            case NegotiationAction::close:
+                switch (a.end) {
+                    case NegotiationEnd::direct_tls_refused:
+                        spdlog::warn("direct TLS connection refused (TLS is disabled): peer={}",
+                                     rec_.peer);
+                        break;
+                    case NegotiationEnd::plaintext_after_ssl:
+                    case NegotiationEnd::plaintext_after_gssenc:
+                        m_.tls_handshake_error(Leg::client, env_.library,
+                                               "plaintext_after_sslrequest");
+                        spdlog::warn(
+                            "received unencrypted data after {} request: peer={}; closing "
+                            "(client bug or man-in-the-middle)",
+                            a.end == NegotiationEnd::plaintext_after_ssl ? "SSL" : "GSSENC",
+                            rec_.peer);
+                        break;
+                    default:
+                        break;
+                }
+                rec_.close_reason = negotiation_end_name(a.end);
+                co_return Startup{};
+            case NegotiationAction::cancel:
+                co_return Startup{Startup::cancel, {a.bytes.begin(), a.bytes.end()}};
+            case NegotiationAction::startup:
+                co_return Startup{Startup::startup, {a.bytes.begin(), a.bytes.end()}};
+        }
+    }
+}
+
+awaitable<void> Session::forward_cancel(const std::vector<std::uint8_t>& packet) {
+    rec_.close_reason = "cancel request";
+    ServerConnection conn = co_await connect_server(env_, packet);  // sends the packet
+    if (!conn.stream) {
+        m_.cancel_request("error");
+        spdlog::warn("cancel request not forwarded: peer={}: {}", rec_.peer, conn.log_error);
+        co_return;
+    }
+    m_.cancel_request("forwarded");
+    // PostgreSQL closes the connection once it has acted on the request; wait for that, so
+    // the cancel is not lost to an early reset, but not for long.
+    std::array<std::uint8_t, 64> sink;
+    co_await (conn.stream->read_some(sink) || sleep_for(std::chrono::seconds(5)));
+    conn.stream->close();
+}
+
+awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) {
+    ServerConnection conn = co_await connect_server(env_, startup_packet);  // sends it
+    if (!conn.stream) {
+        spdlog::error("server connection failed for peer={} user={} database={}: {}", rec_.peer,
+                      rec_.user, rec_.database, conn.log_error);
+        co_await refuse(conn.client_sqlstate, conn.client_message, conn.refusal);
+        co_return;
+    }
+    Relay relay(env_, rec_, client_, *conn.stream, conn.channel_binding_ok);
+    co_await relay.run(conn.pending);
+}
+
+awaitable<void> Session::run() {
+    m_.session_started();
+    ConnectionBudget::Slot slot(env_.connections);
+
+    auto neg = co_await (negotiate() || sleep_for(seconds(env_.cfg.handshake_timeout)));
+    if (neg.index() == 1) {
+        spdlog::info("startup timeout: peer={} after {}s", rec_.peer, env_.cfg.handshake_timeout);
+        rec_.close_reason = "startup timeout";
+    } else {
+        Startup st = std::move(std::get<0>(neg));
+        if (st.what == Startup::cancel) {
+            co_await forward_cancel(st.packet);
+        } else if (st.what == Startup::startup && slot.over_limit()) {
+            co_await refuse(pg::sqlstate::too_many_connections, "sorry, too many clients already",
+                            Refusal::too_many_connections);
+        } else if (st.what == Startup::startup) {
+            co_await serve(st.packet);
+        }
+    }
+    client_.close();
+    const double secs = seconds_since(started_);
+    m_.session_ended(secs);
+    if (was_session_ || !rec_.close_reason.empty()) {
+        auto level = was_session_ ? spdlog::level::info : spdlog::level::debug;
+        spdlog::log(level,
+                    "session closed: peer={} user={} database={} worker={} duration={:.3f}s "
+                    "bytes_in={} bytes_out={} tls={} reason={}",
+                    rec_.peer, rec_.user, rec_.database, env_.worker, secs, rec_.bytes_c2s,
+                    rec_.bytes_s2c, client_.encrypted() ? client_.engine()->info().version : "off",
+                    rec_.close_reason.empty() ? "closed" : rec_.close_reason);
+    }
+}
+
+awaitable<void> run_session(std::unique_ptr<Session> s) {
+    co_await s->run();
+}
+
+}  // namespace
+
+void start_session(SessionEnv& env, tcp::socket socket) {
+    env.live_sessions.fetch_add(1, std::memory_order_relaxed);
+    auto ex = socket.get_executor();
+    asio::co_spawn(ex, run_session(std::make_unique<Session>(env, std::move(socket))),
+                   [&env](std::exception_ptr e) {
+                       env.live_sessions.fetch_sub(1, std::memory_order_relaxed);
+                       if (!e) return;
+                       try {
+                           std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                           spdlog::error("worker {}: session ended by exception: {}", env.worker,
+                                         ex.what());
+                       }
+                   });
+}
+
+}  // namespace pggw

@@ -1,0 +1,16 @@
+// One client session, one coroutine on its worker's thread: negotiate the startup
+// (pg/client_negotiation.hpp, TLS through leg_tls.hpp) within --handshake-timeout, then
+// forward a CancelRequest, or open the server leg (server_connection.hpp) and relay
+// (relay.hpp) until either side ends; then one log line (session_record.hpp).
+#pragma once
+
+#include "gateway/net/asio.hpp"
+#include "gateway/session/session_env.hpp"
+
+namespace pggw {
+
+// Spawns the session coroutine on the socket's executor (the worker's io_context); it owns
+// the socket from here on. env outlives every session it started.
+void start_session(SessionEnv& env, tcp::socket socket);
+
+}  // namespace pggw

@@ -1,0 +1,84 @@
+// What a session needs from the process and from its worker, and nothing more: the worker
+// owns the event loop and the listeners; everything a session reads or counts comes through
+// here. One SessionEnv per worker, used on that worker's thread only.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+#include "gateway/app/config.hpp"
+#include "gateway/net/asio.hpp"
+#include "metrics/metrics.hpp"
+#include "tls_backends/tls.hpp"
+
+namespace pggw {
+
+// TLS state of one generation of certificates; replaced whole on reload.
+struct TlsContexts {
+    std::shared_ptr<tls::Context> client;  // null when --client-tls disable
+    std::shared_ptr<tls::Context> server;  // null when --server-tls disable
+};
+
+// --max-connections, counted across every worker (one atomic add per session). A slot is
+// taken at accept and given back when the session's Slot goes away, whatever ends it.
+class ConnectionBudget {
+  public:
+    explicit ConnectionBudget(unsigned max) : max_(max) {}
+    unsigned max() const { return max_; }
+
+    class Slot {
+      public:
+        explicit Slot(ConnectionBudget& b)
+            : b_(&b), over_(b.used_.fetch_add(1, std::memory_order_relaxed) >= b.max_) {}
+        Slot(const Slot&) = delete;
+        Slot& operator=(const Slot&) = delete;
+        ~Slot() { b_->used_.fetch_sub(1, std::memory_order_relaxed); }
+        // Taken beyond --max-connections: the session is refused with 53300.
+        bool over_limit() const { return over_; }
+
+      private:
+        ConnectionBudget* b_;
+        bool over_;
+    };
+
+  private:
+    const unsigned max_;
+    std::atomic<unsigned> used_{0};
+};
+
+// A worker's drain: set once, on the worker's thread. Sessions wait on it to end at their
+// first idle moment.
+class DrainSignal {
+  public:
+    explicit DrainSignal(asio::io_context& io)
+        : signal_(io, asio::steady_timer::time_point::max()) {}
+    bool active() const { return active_; }
+    void begin() {
+        active_ = true;
+        signal_.cancel();
+    }
+    // Completes when begin() is called (at once if it was), or when the waiter is cancelled.
+    awaitable<void> wait() {
+        if (!active_) co_await signal_.async_wait(use_nothrow);
+    }
+
+  private:
+    bool active_ = false;
+    asio::steady_timer signal_;  // never expires: cancel() is the wake-up
+};
+
+struct SessionEnv {
+    const Config& cfg;
+    TlsMode client_tls;               // cfg.effective_client_tls()
+    std::string_view library;         // TLS library name, as metrics label it ("other": none)
+    const TlsContexts& tls;           // the worker's current generation
+    metrics::WorkerMetrics& metrics;  // this worker's shard
+    DrainSignal& drain;
+    ConnectionBudget& connections;
+    std::atomic<std::size_t>& live_sessions;  // this worker's, read by the drain
+    std::size_t worker;                       // index, for logs
+};
+
+}  // namespace pggw

@@ -1,0 +1,19 @@
+#include "gateway/session/session_record.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "gateway/pg/protocol.hpp"
+
+namespace pggw {
+
+awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
+                              std::string_view sqlstate, std::string_view message, Refusal why) {
+    spdlog::warn("refused client: peer={} user={} database={} sqlstate={}: {}", rec.peer, rec.user,
+                 rec.database, sqlstate, message);
+    m.client_refused(refusal_name(why));
+    rec.close_reason = "refused: " + std::string(refusal_name(why));
+    auto msg = pg::error_response(sqlstate, message);
+    co_await client.write_all(msg);
+}
+
+}  // namespace pggw

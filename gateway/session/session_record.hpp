@@ -1,0 +1,32 @@
+// What one session's closing log line reports, filled in by each stage as it goes, and the
+// one way a stage refuses a client.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "gateway/net/stream.hpp"
+#include "gateway/pg/refusal.hpp"
+#include "metrics/metrics.hpp"
+
+namespace pggw {
+
+struct SessionRecord {
+    std::string peer;       // "ADDR:PORT" / "[v6]:PORT", for every log line
+    std::string peer_host;  // ADDR alone, as refusals name it
+    std::string user, database;
+    std::string close_reason;  // the first stage to end the session says why
+    std::uint64_t bytes_c2s = 0, bytes_s2c = 0;
+
+    void end(std::string reason) {
+        if (close_reason.empty()) close_reason = std::move(reason);
+    }
+};
+
+// Logs the refusal, counts pggw_client_refusals_total{reason}, sets the close reason and
+// sends the client an ErrorResponse (FATAL, sqlstate, message).
+awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
+                              std::string_view sqlstate, std::string_view message, Refusal why);
+
+}  // namespace pggw
