@@ -30,6 +30,14 @@ struct KeyPair {
     }
 };
 
+struct Rng {
+    WC_RNG rng;
+    bool ready = wc_InitRng(&rng) == 0;
+    ~Rng() {
+        if (ready) wc_FreeRng(&rng);
+    }
+};
+
 std::unique_ptr<KeyPair> generate_key(const std::string& type, WC_RNG& rng, std::string& error) {
     shared::KeyType key_type{};
     if (!shared::parse_key_type(type, key_type, error)) return nullptr;
@@ -151,14 +159,6 @@ std::string key_pem(KeyPair& key) {
     std::fill(der.begin(), der.end(), 0);
     return pem;
 }
-
-struct Rng {
-    WC_RNG rng;
-    bool ready = wc_InitRng(&rng) == 0;
-    ~Rng() {
-        if (ready) wc_FreeRng(&rng);
-    }
-};
 
 }  // namespace
 
