@@ -8,15 +8,13 @@
 // HTTP/1.1 keep-alive; requests are bounded (8 KiB of headers, 1 KiB of body); a connection
 // idle for 30 s is closed.
 //
-// Wiring (gateway):
-//   boost::asio::io_context admin_ioc;                     // run by one thread of its own
+// Wiring (gateway/app/gateway.cpp): the admin server runs on the main thread's io_context,
+// the one that also waits for signals; the workers have their own.
 //   metrics::Health health;
-//   for (auto& w : workers) health.add_worker(w.ioc.get_executor());
-//   metrics::AdminServer admin(admin_ioc, endpoint_from("--metrics-listen"), registry, health);
-//   admin.start();                                         // throws std::system_error if the
-//                                                          // address cannot be bound (logged)
-//   std::thread t([&] { admin_ioc.run(); });
-//   ... on shutdown: admin.stop(); admin_ioc.stop()/join; then stop the workers.
+//   for (auto& w : workers) health.add_worker(w.io().get_executor());
+//   metrics::AdminServer admin(main_io, endpoint_of("--metrics-listen"), registry, health);
+//   admin.start();       // throws std::system_error if the address cannot be bound
+//   main_io.run();       // ... until drained: admin.stop(), then the workers stop
 // registry and health must outlive the io_context's run. The io_context must be driven by a
 // single thread (Health::check counts answers on it without a lock).
 #pragma once

@@ -5,10 +5,6 @@
 // no-op to every registered executor and waits up to a timeout (1 s) for all of them to run:
 // a worker stuck in a long handler, or whose io_context has stopped, makes /healthz answer 503.
 // During a drain the loops keep running, so /healthz stays 200.
-//
-// Alternative (heartbeat mode), for an event loop that must not receive foreign handlers:
-// add_worker(const WorkerMetrics&) and have that worker call WorkerMetrics::heartbeat() every
-// 250 ms from a timer; the worker is alive while its last heartbeat is younger than the timeout.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,7 +21,6 @@ namespace pggw::metrics {
 class Health {
   public:
     void add_worker(boost::asio::any_io_executor ex);
-    void add_worker(const WorkerMetrics& w);
 
     // True when every worker answered within `timeout`. Runs on the caller's executor, which
     // must be driven by a single thread (the admin server's io_context).
@@ -35,7 +30,6 @@ class Health {
   private:
     std::mutex mutex_;
     std::vector<boost::asio::any_io_executor> executors_;
-    std::vector<const WorkerMetrics*> heartbeats_;
 };
 
 }  // namespace pggw::metrics

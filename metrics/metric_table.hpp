@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "metrics/shard_storage.hpp"
+#include "tls_backends/tls.hpp"
 
 namespace pggw::metrics::detail {
 
@@ -37,20 +38,22 @@ struct ResultDim : AlwaysPrecreate {
     static constexpr std::string_view name = "result";
     static constexpr std::array<std::string_view, 3> values{"ok", "error", "timeout"};
 };
+// The TLS libraries' failure names (tls::kFailureNames, but for none and other), then the two
+// reasons pggw itself finds (bytes behind an SSLRequest; the deadline), then "other".
 struct HandshakeErrorReasonDim : NeverPrecreate {
     static constexpr std::string_view name = "reason";
-    static constexpr std::array<std::string_view, 12> values{"unknown_ca",
-                                                             "bad_certificate",
-                                                             "certificate_expired",
-                                                             "hostname_mismatch",
-                                                             "no_alpn",
-                                                             "protocol_version",
-                                                             "handshake_failure",
-                                                             "not_tls",
-                                                             "plaintext_after_sslrequest",
-                                                             "eof",
-                                                             "timeout",
-                                                             "other"};
+    static constexpr auto values = [] {
+        std::array<std::string_view, tls::kFailureNames.size() + 1> v{};
+        std::size_t n = 0;
+        for (const auto& f : tls::kFailureNames)
+            if (f.failure != tls::Failure::none && f.failure != tls::Failure::other)
+                v[n++] = f.name;
+        v[n++] = "plaintext_after_sslrequest";
+        v[n++] = "timeout";
+        v[n++] = "other";
+        return v;
+    }();
+    static_assert(values.back() == "other");
 };
 struct StartupKindDim : AlwaysPrecreate {
     static constexpr std::string_view name = "kind";

@@ -19,25 +19,14 @@ namespace {
 
 static_assert(LegDim::values.size() == 2 && LegDim::values[1] == "server");
 static_assert(ResultDim::values.size() == 3 && ResultDim::values[2] == "timeout");
-static_assert(StartupKindDim::values.size() == 6 && StartupKindDim::values[5] == "invalid");
+static_assert(StartupKindDim::values.size() == 6 && StartupKindDim::values[5] == "invalid" &&
+              static_cast<std::size_t>(StartupKind::invalid) == 5);
 static_assert(DirectionDim::values.size() == 2 && DirectionDim::values[1] == "server_to_client");
 static_assert(LibraryDim::values.back() == "other" && ReplyDim::values.back() == "other" &&
               HandshakeErrorReasonDim::values.back() == "other");
 
 }  // namespace
 }  // namespace detail
-
-void WorkerMetrics::heartbeat() {
-    heartbeat_ns_.set(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count());
-}
-
-std::chrono::steady_clock::time_point WorkerMetrics::last_heartbeat() const {
-    return std::chrono::steady_clock::time_point(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::nanoseconds(heartbeat_ns_.load())));
-}
 
 // ---- the table, as data ----
 
@@ -261,9 +250,6 @@ struct Registry::Impl : prometheus::Collectable {
     Readiness readiness;
     mutable std::mutex cert_mutex;
     std::array<std::vector<CertificateInfo>, 2> certs;
-    prometheus::Registry extra;
-    std::mutex collectables_mutex;
-    std::vector<std::weak_ptr<prometheus::Collectable>> collectables;
 };
 
 Registry::Registry(std::size_t workers, BuildInfo info)
@@ -288,31 +274,8 @@ void Registry::set_certificates(Leg leg, std::vector<CertificateInfo> certs) {
     impl_->certs[static_cast<std::size_t>(leg)] = std::move(certs);
 }
 
-prometheus::Registry& Registry::extra() {
-    return impl_->extra;
-}
-
-void Registry::add_collectable(std::weak_ptr<prometheus::Collectable> c) {
-    std::lock_guard lock(impl_->collectables_mutex);
-    impl_->collectables.push_back(std::move(c));
-}
-
 std::string Registry::scrape() {
-    std::vector<prometheus::MetricFamily> families = impl_->Collect();
-    auto append = [&](std::vector<prometheus::MetricFamily> more) {
-        std::move(more.begin(), more.end(), std::back_inserter(families));
-    };
-    append(impl_->extra.Collect());
-    {
-        std::lock_guard lock(impl_->collectables_mutex);
-        auto& cs = impl_->collectables;
-        cs.erase(std::remove_if(cs.begin(), cs.end(), [](auto& w) { return w.expired(); }),
-                 cs.end());
-        for (auto& w : cs) {
-            if (auto c = w.lock()) append(c->Collect());
-        }
-    }
-    return prometheus::TextSerializer().Serialize(families);
+    return prometheus::TextSerializer().Serialize(impl_->Collect());
 }
 
 }  // namespace pggw::metrics

@@ -23,11 +23,6 @@
 #include "metrics/metric_table.hpp"
 #include "tls_backends/tls.hpp"
 
-namespace prometheus {
-class Collectable;
-class Registry;
-}  // namespace prometheus
-
 namespace pggw::metrics {
 
 // Enum order matches the label value order in metric_table.hpp.
@@ -75,9 +70,8 @@ class alignas(64) WorkerMetrics {
     // library: "boringssl" or "wolfssl" (else "other"). Counts pggw_tls_handshakes_total and
     // observes pggw_tls_handshake_duration_seconds with the same labels.
     void tls_handshake(Leg leg, std::string_view library, HandshakeResult r, double seconds);
-    // reason: one of unknown_ca, bad_certificate, certificate_expired, hostname_mismatch,
-    // no_alpn, protocol_version, handshake_failure, not_tls, plaintext_after_sslrequest, eof,
-    // timeout, other; anything else is counted as "other".
+    // reason: a tls::failure_name, plaintext_after_sslrequest or timeout
+    // (HandshakeErrorReasonDim); anything else is counted as "other".
     void tls_handshake_error(Leg leg, std::string_view library, std::string_view reason);
     // Any strings; at most 32 distinct (leg, version, cipher) per worker, then "other".
     void tls_session(Leg leg, std::string_view version, std::string_view cipher);
@@ -86,16 +80,9 @@ class alignas(64) WorkerMetrics {
     void bytes(Direction d, std::uint64_t n);
     void cancel_request(std::string_view result);  // e.g. forwarded, error (capped)
     void client_refused(std::string_view reason);  // tls_required, too_many_connections, ...
-    // Optional liveness signal: only needed if the worker is registered with
-    // Health::add_worker(const WorkerMetrics&) (heartbeat mode); then call it at least every
-    // 250 ms from a timer on the worker's event loop.
-    void heartbeat();
-    std::chrono::steady_clock::time_point last_heartbeat() const;
-
   private:
     friend class Registry;
     detail::ShardFields f_;
-    detail::Cell<std::int64_t> heartbeat_ns_;
 };
 
 enum class MetricKind { counter, gauge, histogram };
@@ -126,11 +113,6 @@ class Registry {
 
     // Prometheus text exposition (version 0.0.4). Thread-safe; sums the shards.
     std::string scrape();
-
-    // Extra metrics off the hot path: families in this prometheus-cpp registry (mutex-based
-    // Counter/Gauge/Histogram) and any added Collectable are appended to every scrape.
-    prometheus::Registry& extra();
-    void add_collectable(std::weak_ptr<prometheus::Collectable> c);
 
   private:
     struct Impl;
