@@ -117,7 +117,7 @@ pgbench_init() {
 start_pggw() {
     local name=$1 port=$2 mport=$3 lib=$4 workers=$5
     shift 5
-    "$PGGW" --listen "127.0.0.1:$port" --backend "127.0.0.1:$PGPORT_" --workers "$workers" \
+    "$PGGW" --listen "127.0.0.1:$port" --server "127.0.0.1:$PGPORT_" --workers "$workers" \
         --cert "$CERT" --key "$KEY" --tls-library "$lib" \
         --metrics-listen "127.0.0.1:$mport" --log-level warn "$@" \
         >"$WORK/$name.log" 2>&1 &

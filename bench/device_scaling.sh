@@ -128,7 +128,7 @@ for lib in $LIBS; do
         ((threads > 160)) && threads=160
         port=$((PORT + W))
         taskset -c "$pcpus" "${RUN[@]}" "$DIR/pggw" --listen "127.0.0.1:$port" \
-            --backend 127.0.0.1:1 --workers "$W" --cert "$DIR/certs/server.crt" \
+            --server 127.0.0.1:1 --workers "$W" --cert "$DIR/certs/server.crt" \
             --key "$DIR/certs/server.key" --tls-library "$lib" --tls-min-version 1.3 \
             --metrics-listen "127.0.0.1:$((port + 100))" --log-level warn \
             >"$OUT/pggw-$lib-$W.log" 2>&1 &

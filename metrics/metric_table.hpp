@@ -30,6 +30,8 @@ struct LegDim : AlwaysPrecreate {
 struct LibraryDim {
     static constexpr std::string_view name = "library";
     static constexpr std::array<std::string_view, 3> values{"boringssl", "wolfssl", "other"};
+    static_assert(values[0] == tls::kLibraryNames[0] && values[1] == tls::kLibraryNames[1] &&
+                  tls::kLibraryNames.size() == 2);
     static bool precreate(std::size_t i, const ScrapeContext& ctx) {
         return i < 32 && (ctx.library_mask >> i & 1u) != 0;
     }

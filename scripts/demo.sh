@@ -51,7 +51,7 @@ trap cleanup INT TERM EXIT
 "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGDATA_ROOT/data" -l "$PGDATA_ROOT/postgresql.log" -w \
   -o "-p $PG_PORT -k $PGDATA_ROOT -c listen_addresses=127.0.0.1" start >/dev/null
 
-"$BUILD/pggw" --listen "127.0.0.1:$PORT" --backend "127.0.0.1:$PG_PORT" \
+"$BUILD/pggw" --listen "127.0.0.1:$PORT" --server "127.0.0.1:$PG_PORT" \
   --cert "$DEMO_DIR/certs/server.crt" --key "$DEMO_DIR/certs/server.key" --client-tls require \
   --tls-library "$LIBRARY" --metrics-listen "127.0.0.1:$METRICS_PORT" &
 pggw_pid=$!

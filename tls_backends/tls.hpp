@@ -210,6 +210,10 @@ class Backend {
     bool has(Capability c) const { return (capabilities() & c) != 0; }
 };
 
+// Every TLS library pggw has a backend for, in preference order: --tls-library's choices
+// (the first is its default) and the `library` label of the metrics.
+inline constexpr std::array<std::string_view, 2> kLibraryNames{"boringssl", "wolfssl"};
+
 // Names of the backends compiled into this build, in preference order.
 std::vector<std::string> compiled_backends();
 // Loads (once) and returns the backend; nullptr and error set if it cannot be loaded.

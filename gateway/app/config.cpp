@@ -12,6 +12,8 @@
 #include <functional>
 #include <iostream>
 
+#include "tls_backends/tls.hpp"
+
 namespace pggw {
 namespace {
 
@@ -131,7 +133,16 @@ const std::vector<OptionSpec>& option_table() {
          }},
         {"tls-library", "boringssl|wolfssl", false,
          [](Config& c, const std::string& v, std::string& err) {
-             return parse_choice(v, c.tls_library, {"boringssl", "wolfssl"}, err);
+             for (auto name : tls::kLibraryNames) {
+                 if (v == name) {
+                     c.tls_library = v;
+                     return true;
+                 }
+             }
+             err = "expected one of";
+             for (auto name : tls::kLibraryNames) err += " " + std::string(name);
+             err += ", got \"" + v + "\"";
+             return false;
          }},
         {"tls-min-version", "1.2|1.3 (default 1.2)", false,
          [](Config& c, const std::string& v, std::string& err) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tls_backends/tls.hpp"
+
 namespace pggw {
 
 // libpq's sslmode names; PgBouncer's client_tls_sslmode semantics on the client leg.
@@ -33,7 +35,7 @@ struct Config {
     // TLS toward clients
     std::string cert, key, client_ca;
     std::optional<TlsMode> client_tls;  // default: require with a certificate, else disable
-    std::string tls_library = "boringssl";
+    std::string tls_library{tls::kLibraryNames[0]};
     std::string tls_min_version = "1.2";
     std::string tls_ciphers, tls_groups;
 
