@@ -12,8 +12,10 @@ namespace pggw {
 
 class MessageTracker {
   public:
-    // Consumes relayed bytes. Returns false when the stream is out of sync (a length below 4):
-    // the caller logs it; the bytes are relayed unchanged either way.
+    // Consumes relayed bytes. Returns false when the stream is out of sync (a length below 4).
+    // The relay passes the bytes on unchanged either way and does not look at the result (a
+    // PostgreSQL server never sends such a length); after it the counts are not to be
+    // trusted, so a drain may wait for its timeout.
     bool feed(std::span<const std::uint8_t> bytes);
 
     // True when the bytes fed so far end exactly on a message boundary.
