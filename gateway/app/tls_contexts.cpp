@@ -44,26 +44,21 @@ bool validate_server_tls_settings(const Config& cfg, std::string& error) {
 
 namespace {
 
-// Toward PostgreSQL: pggw is the TLS client (libpq's role).
-bool make_server_context(const Config& cfg, tls::Backend* backend, TlsContexts& out,
-                         std::string& error) {
-    if (!server_negotiation::uses_tls(cfg.server_tls)) return true;
-    auto plan = server_negotiation::plan_for(cfg.server_tls, !cfg.server_ca.empty());
-    tls::Options o;
-    o.role = tls::Role::client;
-    o.cert_file = cfg.server_cert;
-    o.key_file = cfg.server_key;
-    o.ca_file = cfg.server_ca;
-    o.verify = plan.verify;
-    o.min_version = cfg.tls_min_version == "1.3" ? tls::Version::tls1_3 : tls::Version::tls1_2;
+// Makes one leg's context; leg names it in the error ("client" / "server").
+bool make_context(tls::Backend* backend, const tls::Options& o, std::string_view leg,
+                  std::shared_ptr<tls::Context>& out, std::string& error) {
     std::string err;
     auto ctx = backend->new_context(o, err);
     if (!ctx) {
-        error = "server TLS (" + std::string(backend->name()) + "): " + err;
+        error = std::string(leg) + " TLS (" + std::string(backend->name()) + "): " + err;
         return false;
     }
-    out.server = std::move(ctx);
+    out = std::move(ctx);
     return true;
+}
+
+tls::Version min_version(const Config& cfg) {
+    return cfg.tls_min_version == "1.3" ? tls::Version::tls1_3 : tls::Version::tls1_2;
 }
 
 }  // namespace
@@ -71,7 +66,17 @@ bool make_server_context(const Config& cfg, tls::Backend* backend, TlsContexts& 
 bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& out,
                        std::string& error) {
     out = {};
-    if (!make_server_context(cfg, backend, out, error)) return false;
+    // Toward PostgreSQL: pggw is the TLS client (libpq's role).
+    if (server_negotiation::uses_tls(cfg.server_tls)) {
+        tls::Options o;
+        o.role = tls::Role::client;
+        o.cert_file = cfg.server_cert;
+        o.key_file = cfg.server_key;
+        o.ca_file = cfg.server_ca;
+        o.verify = server_negotiation::plan_for(cfg.server_tls, !cfg.server_ca.empty()).verify;
+        o.min_version = min_version(cfg);
+        if (!make_context(backend, o, "server", out.server, error)) return false;
+    }
     TlsMode mode = cfg.effective_client_tls();
     if (mode == TlsMode::disable) return true;
     tls::Options o;
@@ -81,17 +86,10 @@ bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& ou
     o.ca_file = cfg.client_ca;
     o.verify = mode >= TlsMode::verify_ca ? tls::Verify::chain : tls::Verify::none;
     o.alpn = {"postgresql"};
-    o.min_version = cfg.tls_min_version == "1.3" ? tls::Version::tls1_3 : tls::Version::tls1_2;
+    o.min_version = min_version(cfg);
     o.ciphers = cfg.tls_ciphers;
     o.groups = cfg.tls_groups;
-    std::string err;
-    auto ctx = backend->new_context(o, err);
-    if (!ctx) {
-        error = "client TLS (" + std::string(backend->name()) + "): " + err;
-        return false;
-    }
-    out.client = std::move(ctx);
-    return true;
+    return make_context(backend, o, "client", out.client, error);
 }
 
 }  // namespace pggw
