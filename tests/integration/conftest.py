@@ -2,7 +2,10 @@
 
 Every test_*.py file is run by CTest as its own pytest process, so the session-scoped
 fixtures below (the PostgreSQL cluster above all) are per file: each file starts its own
-throwaway PostgreSQL 15 cluster on a free port and stops it at the end.
+throwaway PostgreSQL 15 cluster and stops it at the end. CTest runs the files in parallel, so
+no process here is started on a port found free and released (see free_port): pggw takes port 0
+and tells its ports in its start line (Pggw), a server that needs its port up front gets one
+held by reserve_port().
 
 Real peers only: PostgreSQL 15 (initdb/pg_ctl), psql, pgbench, openssl s_client, psycopg2,
 Python's ssl/socket for raw protocol bytes. Nothing here mocks PostgreSQL.
@@ -80,11 +83,47 @@ def tls_backends() -> list[str]:
 # Small utilities
 # ---------------------------------------------------------------------------------------
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (bind to 0 and release it)."""
+    """A TCP port nothing listens on right now (bind to 0 and release it).
+
+    Only for a port nothing is meant to bind, such as a config file that check-config reads.
+    Once released, the port can be handed to any other process (the test files run in
+    parallel): a server started on it may fail to bind or, with SO_REUSEPORT (pggw), share it
+    silently with another. Start pggw on port 0 (Pggw does), use closed_port() for an address
+    that must refuse connections, reserve_port() for a server that needs its port up front."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def reserve_port(host: str = "127.0.0.1", reuseport: bool = False) -> socket.socket:
+    """A socket bound to a kernel-chosen port that never listens, for a server that must be told
+    its port up front (PostgreSQL, Prometheus, scripts/demo.sh): keep it open until that server
+    is gone; the port is .getsockname()[1]. Connections to the port are refused until the
+    server listens.
+
+    While it is open, no other process is handed the port: Linux never gives a port in use to
+    a bind to port 0 (free_port(), pggw's --listen HOST:0), whatever the options. The server
+    itself can still bind it, as it sets the same option on its listener: SO_REUSEADDR
+    (PostgreSQL, Prometheus, pggw's metrics listener; allowed next to a socket that does not
+    listen) or, with reuseport=True, SO_REUSEPORT (pggw's client listeners; same uid needed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind((host, 0))
+    return s
+
+
+@contextlib.contextmanager
+def closed_port(host: str = "127.0.0.1"):
+    """A port that refuses connections for the duration of the with block: it is bound (no
+    options, never listening) by this process, so nothing else can listen on it meanwhile."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        yield s.getsockname()[1]
 
 
 def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
@@ -147,12 +186,22 @@ def as_postgres_cmd(cmd: list[str]) -> list[str]:
 # PostgreSQL 15 cluster
 # ---------------------------------------------------------------------------------------
 class Cluster:
+    """A throwaway PostgreSQL 15 cluster on 127.0.0.1 and a unix socket in its temp dir.
+
+    Its port is reserved (reserve_port) from creation until destroy(), across stop() and
+    start(), so no other process of a parallel test is handed it meanwhile. Should the first
+    start still fail to bind (something bound the port explicitly), init() retries on a fresh
+    port (START_ATTEMPTS in all); a later start() keeps the port (clients point at it)."""
+
+    START_ATTEMPTS = 3
+
     def __init__(self, max_connections: int = 300, hba_prefix: str = "", conf_extra: str = "",
                  files: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="pggw-it-pg-"))
         self.data = self.dir / "data"
         self.sockdir = self.dir  # unix socket lives in the temp dir too
-        self.port = free_port()
+        self._reservation = reserve_port()
+        self.port = self._reservation.getsockname()[1]
         self.host = "127.0.0.1"
         self.log = self.dir / "postgres.log"
         self.max_connections = max_connections
@@ -209,7 +258,7 @@ client_connection_check_interval = 200
             "host all alice ::1/128 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n"
             "host all all ::1/128 trust\n")
-        self.start()
+        self._first_start()
         self.sql(f"CREATE ROLE alice LOGIN PASSWORD '{ALICE_PASSWORD}'")
         self.sql("CREATE ROLE bob LOGIN")
         self.sql("CREATE DATABASE appdb OWNER bob")
@@ -220,6 +269,25 @@ client_connection_check_interval = 200
 
     def start(self):
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "start")
+
+    def _first_start(self):
+        """start(), on a fresh port when PostgreSQL could not bind its port."""
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            log_from = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                log = self.log.read_bytes()[log_from:] if self.log.exists() else b""
+                if b"could not bind" not in log or attempt == self.START_ATTEMPTS:
+                    raise
+            old = self.port
+            self._reservation.close()
+            self._reservation = reserve_port()
+            self.port = self._reservation.getsockname()[1]
+            conf = self.data / "postgresql.conf"
+            conf.write_text(re.sub(rf"^port = {old}$", f"port = {self.port}",
+                                   conf.read_text(), flags=re.M))
 
     def stop(self, mode="fast"):
         self._pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop", check=False)
@@ -243,6 +311,7 @@ client_connection_check_interval = 200
 
     def destroy(self):
         self.stop(mode="immediate")
+        self._reservation.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -262,25 +331,54 @@ _current_item = None  # the running test (so pggw logs can be attached to its fa
 _all_pggw: list["Pggw"] = []
 
 
+# pggw's start line (stderr), written once every listener is bound: the addresses as bound,
+# so this is where a port 0 asked for is told. For example
+#   ... info: pggw 0.1.0 listening on 127.0.0.1:41235,[::1]:41236 with 4 workers; server
+#   127.0.0.1:5432; client TLS require; ...; metrics on 127.0.0.1:38911
+START_LINE = re.compile(r"\bpggw \S+ listening on (\S+) with \d+ workers; .*; metrics on (\S+)\s*$",
+                        re.M)
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """"127.0.0.1:5432" or "[::1]:5432" -> (host, port)."""
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^\[\]:]+):(\d+)", text)
+    if not m:
+        raise ValueError(f"not HOST:PORT: {text!r}")
+    return (m[1], int(m[2])) if m[1] else (m[3], int(m[4]))
+
+
 class Pggw:
-    """One pggw process: started on a free port, stderr captured to a file."""
+    """One pggw process, stderr captured to a file.
+
+    pggw chooses its own ports: unless the test gives port= / metrics_port= (or its own
+    --listen / --metrics-listen), it is started with --listen HOST:0 and --metrics-listen
+    127.0.0.1:0, and the ports are read from its start line (START_LINE): `listening` has every
+    client address, `port` and `metrics_port` the first one's port and the admin port. (A port
+    found free here and released before pggw binds it could be handed to the pggw of a test
+    running in parallel, and SO_REUSEPORT would let the two share it.) After the start line,
+    one TCP connect to (host, port), closed at once, checks that pggw accepts: the readiness
+    probe that test_metrics.py counts."""
 
     def __init__(self, *args, backend: str | None = None, port: int | None = None,
                  host: str = "127.0.0.1", metrics_port: int | None = None, wait: bool = True,
                  listen: bool = True, start_timeout: float = 10):
         self.host = host
-        self.port = port or free_port(host)
-        self.metrics_port = metrics_port or free_port()
+        self.port = port  # None until the start line tells it (wait_listening)
+        self.metrics_port = metrics_port
+        self.listening: list[tuple[str, int]] = []
         self.dir = Path(tempfile.mkdtemp(prefix="pggw-it-gw-"))
         self.log_path = self.dir / "pggw.stderr"
         cmd = [str(PGGW_BIN)]
         args = list(args)
         if listen and "--listen" not in args:
-            cmd += ["--listen", f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"]
-        if backend and "--backend" not in args:
-            cmd += ["--backend", backend]
+            p = port or 0
+            cmd += ["--listen", f"[{host}]:{p}" if ":" in host else f"{host}:{p}"]
+        # backend= is the PostgreSQL address: --server (--backend, its older name, stays
+        # covered by test_startup.py, which passes it itself).
+        if backend and "--server" not in args and "--backend" not in args:
+            cmd += ["--server", backend]
         if "--metrics-listen" not in args:
-            cmd += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+            cmd += ["--metrics-listen", f"127.0.0.1:{metrics_port or 0}"]
         cmd += args
         self.cmd = cmd
         self._log = open(self.log_path, "wb")
@@ -298,12 +396,39 @@ class Pggw:
             _current_item.__dict__.setdefault("_pggw", []).append(self)
         if wait:
             try:
-                wait_port(host, self.port, start_timeout, self.proc)
+                self.wait_listening(start_timeout)
             except Exception as e:
                 self.stop()
                 raise RuntimeError(f"pggw did not start: {e}\ncommand: {' '.join(cmd)}\n"
                                    f"--- pggw stderr ---\n{self.log_text()}") from None
 
+    def wait_listening(self, timeout: float = 10) -> list[tuple[str, int]]:
+        """Wait for the start line and take the bound addresses from it (listening, port,
+        metrics_port), then make the readiness probe. Raises if pggw exits first or if the line
+        has not come within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc.poll() is not None  # checked first: the log read next is whole
+            m = START_LINE.search(self.log_text())
+            if m:
+                break
+            if exited:
+                raise RuntimeError(f"process exited with {self.proc.returncode} before listening")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no \"listening on\" line from pggw after {timeout}s")
+            time.sleep(0.02)
+        self.listening = [parse_endpoint(a) for a in m[1].split(",")]
+        metrics = parse_endpoint(m[2])[1]
+        if self.metrics_port not in (None, metrics):
+            raise RuntimeError(f"metrics on port {metrics}, not on {self.metrics_port}")
+        self.metrics_port = metrics
+        ports = [p for _, p in self.listening]
+        if self.port is None:
+            self.port = ports[0]
+        elif self.port not in ports:
+            raise RuntimeError(f"listening on {m[1]}, not on port {self.port}")
+        wait_port(self.host, self.port, max(deadline - time.monotonic(), 1), self.proc)
+        return self.listening
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -321,12 +446,18 @@ class Pggw:
         except OSError:
             return ""
 
-    def wait_log(self, pattern: str, timeout: float = 5, count: int = 1) -> list[str]:
-        """Lines of the log matching the regex pattern, once there are at least count."""
+    def log_mark(self) -> int:
+        """Where the log ends now: wait_log(..., since=mark) looks only at what comes after."""
+        return len(self.log_text())
+
+    def wait_log(self, pattern: str, timeout: float = 5, count: int = 1,
+                 since: int = 0) -> list[str]:
+        """Lines of the log (from offset since) matching the regex pattern, once there are at
+        least count. Mind the start line: it names addresses too (START_LINE)."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            lines = [l for l in self.log_text().splitlines() if rx.search(l)]
+            lines = [l for l in self.log_text()[since:].splitlines() if rx.search(l)]
             if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)

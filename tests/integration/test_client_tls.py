@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (check_no_crash, ALICE_PASSWORD, BioTls, PGBENCH, PGGW_BIN, PSQL, Pggw, TERMINATE, assert_ready,
                       clean_client_env, client_context, connect, conninfo, describe,
-                      error_fields, free_port, gen_cert, make_ca, make_leaf, parse_messages,
+                      error_fields, gen_cert, make_ca, make_leaf, parse_messages,
                       psql, query_message, read_until, recv_all_until_close, recv_exact, run,
                       simple_query, ssl_request, startup_message, starttls, threads_run,
                       tls_backends, trust_session, cancel_request, gssenc_request,
@@ -139,6 +139,7 @@ def test_sslmode_matrix(lib, gateways, certs, server, client):
 @pytest.mark.parametrize("server", ["require", "verify-ca", "verify-full"])
 def test_plaintext_startup_refused_with_28000(lib, gateways, server):
     gw = gateways(lib, server)
+    mark = gw.log_mark()
     with connect(gw.addr) as s:
         s.sendall(startup_message("bob", "appdb"))
         data = recv_all_until_close(s, 5)
@@ -148,8 +149,8 @@ def test_plaintext_startup_refused_with_28000(lib, gateways, server):
     assert f["C"] == "28000", f
     assert re.search(r"(SSL|TLS).*requir|requir.*(SSL|TLS)", f["M"], re.I), f
     assert not any(k == b"R" for k, _ in msgs)
-    # The refusal is logged with the peer's address.
-    assert gw.wait_log(r"127\.0\.0\.1:\d+", timeout=3), gw.log_text()
+    # The refusal is logged with the peer's address (since the mark: not the start line's).
+    assert gw.wait_log(r"127\.0\.0\.1:\d+", timeout=3, since=mark), gw.log_text()
 
 
 # --------------------------------------------------------------------------------------
@@ -393,13 +394,14 @@ def test_direct_tls_without_alpn_refused(lib, gateways, certs):
     on the ClientHello, so the handshake itself fails (an alert, before any ServerHello)."""
     gw = gateways(lib, "require")
     ctx = client_context(certs.ca)
+    mark = gw.log_mark()
     with connect(gw.addr) as raw:
         with pytest.raises(ssl.SSLError) as ei:
             t = ctx.wrap_socket(raw, server_hostname="localhost")
             t.sendall(startup_message("bob", "appdb"))
             t.recv(1)
     assert re.search(r"alert|no.application.protocol", str(ei.value), re.I), str(ei.value)
-    assert gw.wait_log(r"127\.0\.0\.1", timeout=3), gw.log_text()
+    assert gw.wait_log(r"127\.0\.0\.1", timeout=3, since=mark), gw.log_text()
 
 
 def test_direct_tls_wrong_alpn_alert(lib, gateways, certs):
@@ -681,8 +683,8 @@ def test_openssl_never_loaded(lib, gateways, certs):
 
 
 def test_unknown_tls_library_refused(certs):
-    r = run([str(PGGW_BIN), "--listen", f"127.0.0.1:{free_port()}", "--metrics-listen",
-             f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432", "--client-tls",
+    r = run([str(PGGW_BIN), "--listen", "127.0.0.1:0", "--metrics-listen",
+             "127.0.0.1:0", "--server", "127.0.0.1:5432", "--client-tls",
              "require", "--cert", str(certs.server_crt), "--key", str(certs.server_key),
              "--tls-library", "openssl"], timeout=10)
     assert r.returncode != 0, r.stdout + r.stderr

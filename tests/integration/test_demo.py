@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import BUILD_DIR, PSQL, SOURCE_DIR, clean_client_env, free_port, run
+from conftest import BUILD_DIR, PSQL, SOURCE_DIR, clean_client_env, reserve_port, run
 
 DEMO = SOURCE_DIR / "scripts" / "demo.sh"
 
@@ -50,7 +50,12 @@ def test_demo_script(tmp_path):
     demo_dir.mkdir()
     os.chmod(tmp_path, 0o755)
     os.chmod(demo_dir, 0o777)  # the script may run PostgreSQL as the postgres user in here
-    port, pg_port, metrics_port = free_port(), free_port(), free_port()
+    # demo.sh takes its ports up front: each is reserved (conftest.reserve_port) until the
+    # test ends, so no process of a test running in parallel is handed it meanwhile. pggw's
+    # client listeners (SO_REUSEPORT), its metrics listener and PostgreSQL (SO_REUSEADDR) bind
+    # them all the same.
+    held = [reserve_port(reuseport=True), reserve_port(), reserve_port()]
+    port, pg_port, metrics_port = (h.getsockname()[1] for h in held)
     env = dict(os.environ)
     env.update(PGGW_DEMO_SKIP_INSTALL="1", PGGW_DEMO_DIR=str(demo_dir),
                PGGW_DEMO_PORT=str(port), PGGW_DEMO_PG_PORT=str(pg_port),
@@ -118,3 +123,5 @@ def test_demo_script(tmp_path):
                 os.kill(int(pidfile.read_text().split("\n")[0]), signal.SIGQUIT)
             except (OSError, ValueError):
                 pass
+        for h in held:
+            h.close()

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (PGGW_BIN, TERMINATE, assert_ready, backends_from_binary,
-                      client_context, connect, conninfo, free_port, gen_cert,
-                      gssenc_request, psql, recv_all_until_close, recv_exact, run,
+                      client_context, connect, conninfo, gen_cert,
+                      gssenc_request, psql, recv_all_until_close, recv_exact, reserve_port, run,
                       simple_query, ssl_request, starttls, tls_backends, trust_session,
                       wait_port)
 
@@ -178,7 +178,7 @@ def lib(request):
 
 
 def admin_up(gw):
-    """pggw opens the admin port just after the client port that Pggw waited for."""
+    """The admin port accepts (it is open before pggw's start line, which Pggw waited for)."""
     wait_port("127.0.0.1", gw.metrics_port, 5, gw.proc)
     return gw
 
@@ -379,7 +379,6 @@ def test_prometheus_scrapes_pggw(pggw, cluster, certs, tmp_path):
                 s.sendall(TERMINATE)
         gws[l] = gw
 
-    port = free_port()
     targets = ", ".join(f"'127.0.0.1:{g.metrics_port}'" for g in gws.values())
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(f"""global:
@@ -395,6 +394,10 @@ scrape_configs:
     r = run([PROMTOOL, "check", "config", str(cfg)])
     assert r.returncode == 0, r.stdout + r.stderr
     log = open(tmp_path / "prometheus.log", "wb")
+    # Prometheus must be told its port: reserved (conftest.reserve_port) until it has exited, so
+    # that no other process is handed it meanwhile; Prometheus binds it all the same.
+    held = reserve_port()
+    port = held.getsockname()[1]
     prom = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}",
                              f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{port}"],
@@ -408,6 +411,13 @@ scrape_configs:
             assert prom.poll() is None, (f"prometheus exited {prom.returncode}:\n"
                                          + (tmp_path / "prometheus.log").read_text()[-3000:])
             try:
+                # 503 from every endpoint until Prometheus has opened its TSDB (slow on a busy
+                # machine): wait for /-/ready before asking anything.
+                ready = http_get(port, "/-/ready", timeout=3)[0]
+                if ready != 200:
+                    last_err = f"/-/ready answered {ready}"
+                    time.sleep(0.25)
+                    continue
                 d = prom_query(port, 'sum(pggw_tls_handshakes_total{result="ok"})')
                 got = [float(x["value"][1]) for x in d["result"]]
                 d = prom_query(port, 'sum by (library) '
@@ -432,6 +442,7 @@ scrape_configs:
             prom.wait(5)
             rc = None
         log.close()
+        held.close()
     assert rc == 0, f"prometheus exit {rc}"
     assert time.monotonic() - t0 < 30
 

@@ -16,8 +16,8 @@ import psycopg2.errors
 import pytest
 
 from conftest import (check_no_crash, ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMINATE, assert_ready, clean_client_env,
-                      cancel_request, closing_all, connect, conninfo, describe, error_fields, free_port,
-                      psql, parse_messages, query_message, read_message, rss_bytes,
+                      cancel_request, closing_all, connect, conninfo, describe, error_fields,
+                      closed_port, psql, parse_messages, query_message, read_message, rss_bytes,
                       read_until, recv_all_until_close, run, scram_session, simple_query,
                       startup_message, threads_run, trust_session)
 
@@ -303,10 +303,11 @@ def test_pipelined_queries_in_one_write(gw):
 
 
 def test_ipv6_and_multiple_listen(pggw, cluster):
-    p4, p6 = free_port(), free_port("::1")
-    g = pggw("--client-tls", "disable", "--listen", f"127.0.0.1:{p4}", "--listen", f"[::1]:{p6}",
-             backend=cluster.addr, port=p4, listen=False)
-    for host, port in (("127.0.0.1", p4), ("::1", p6)):
+    g = pggw("--client-tls", "disable", "--listen", "127.0.0.1:0", "--listen", "[::1]:0",
+             backend=cluster.addr, listen=False)
+    # Each address gets its own kernel-chosen port, both in the start line, in --listen order.
+    assert [h for h, _ in g.listening] == ["127.0.0.1", "::1"], g.listening
+    for host, port in g.listening:
         r = psql(conninfo(host=host, port=port, user="bob", dbname="appdb", sslmode="disable"),
                  "select inet_client_addr() is not null")
         assert r.returncode == 0, f"{host}: {r.stderr}\n{g.log_text()}"
@@ -322,6 +323,8 @@ def test_workers_reuseport_and_spread(pggw, cluster):
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if f"pid={gw4.pid}," in l]
     assert len(lines) == 4, f"expected 4 listening sockets owned by {gw4.pid}:\n{r.stdout}"
+    # And no other process's (pggw chose the port: nobody else's SO_REUSEPORT socket joins).
+    assert len(r.stdout.splitlines()) == 4, f"other listeners on {gw4.port}:\n{r.stdout}"
 
     def one_session(i):
         with connect(gw4.addr, timeout=10) as s:
@@ -347,6 +350,7 @@ def test_max_connections(pggw, cluster):
             socks.append(s)
             msgs, _ = trust_session(s, "bob", "appdb")
             assert_ready(msgs)
+        mark = gw2.log_mark()
         third = connect(gw2.addr)
         socks.append(third)
         third.sendall(startup_message("bob", "appdb"))
@@ -356,8 +360,8 @@ def test_max_connections(pggw, cluster):
         assert f["C"] == "53300", f
         assert f["M"] == "sorry, too many clients already", f
         assert b"R" not in data[:1]
-        # The refusal is logged with the peer address.
-        assert gw2.wait_log(r"127\.0\.0\.1", timeout=3), gw2.log_text()
+        # The refusal is logged with the peer address (since the mark: not the start line's).
+        assert gw2.wait_log(r"127\.0\.0\.1", timeout=3, since=mark), gw2.log_text()
         # psql sees PostgreSQL's familiar text.
         r = psql(dsn(gw2, "bob"), "select 1")
         assert r.returncode != 0 and "sorry, too many clients already" in r.stderr, r.stderr
@@ -468,15 +472,15 @@ def _assert_08006(gw_addr, backend_host, backend_port, within):
 
 
 def test_backend_refuses_connection(pggw):
-    dead = free_port()
-    gwd = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
-               backend=f"127.0.0.1:{dead}")
-    _assert_08006(gwd.addr, "127.0.0.1", dead, within=2)
-    t0 = time.monotonic()
-    r = psql(dsn(gwd, "bob"), "select 1")
-    assert r.returncode != 0
-    assert time.monotonic() - t0 < 2
-    assert str(dead) not in r.stderr.replace(str(gwd.port), ""), r.stderr
+    with closed_port() as dead:
+        gwd = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
+                   backend=f"127.0.0.1:{dead}")
+        _assert_08006(gwd.addr, "127.0.0.1", dead, within=2)
+        t0 = time.monotonic()
+        r = psql(dsn(gwd, "bob"), "select 1")
+        assert r.returncode != 0
+        assert time.monotonic() - t0 < 2
+        assert str(dead) not in r.stderr.replace(str(gwd.port), ""), r.stderr
 
 
 def test_backend_connect_timeout(pggw):

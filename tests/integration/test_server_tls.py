@@ -211,7 +211,7 @@ def test_allow_without_tls_relays_the_first_error(lib, gateways, cluster):
 # Verification
 # --------------------------------------------------------------------------------------
 def test_verify_full_host_names(lib, gateways, ssl_cluster):
-    # The IP literal (IP SAN), the DNS name from --backend, and an explicit --server-sni.
+    # The IP literal (IP SAN), the DNS name from --server, and an explicit --server-sni.
     for backend, extra in ((ssl_cluster.addr, ()), (f"localhost:{ssl_cluster.port}", ()),
                            (ssl_cluster.addr, ("--server-sni", "localhost"))):
         gw = gateways(backend, lib, "verify-full", *extra)
@@ -579,7 +579,7 @@ def tls_server_step(pki, seen):
     ("127.0.0.1", ("--server-sni", "pg.example.com"), "pg.example.com"),
 ])
 def test_sni_and_cancel_inside_tls(lib, pki, backend_host, extra, want_sni):
-    """SNI defaults to the --backend host when it is a name; the StartupMessage and the
+    """SNI defaults to the --server host when it is a name; the StartupMessage and the
     CancelRequest both travel inside TLS to a server that answered 'S'."""
     seen = []
     fake = FakeServer([tls_server_step(pki, seen), tls_server_step(pki, seen)])

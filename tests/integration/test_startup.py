@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (check_no_crash, PGGW_BIN, backends_from_binary, backends_from_env, Pggw, TERMINATE, assert_ready, connect,
-                      conninfo, describe, error_fields, free_port, gssenc_request,
+                      closed_port, conninfo, describe, error_fields, free_port, gssenc_request,
                       parse_messages, psql, read_until, recv_all_until_close, recv_exact, run,
                       ssl_request, startup_message, tls_backends, trust_session)
 
@@ -270,7 +270,7 @@ def test_version():
 def test_check_config_good(tmp_path, cluster):
     cfg = tmp_path / "pggw.toml"
     cfg.write_text(f'listen = ["127.0.0.1:{free_port()}"]\n'
-                   f'backend = "{cluster.addr}"\n'
+                   f'server = "{cluster.addr}"\n'
                    'workers = 2\n'
                    'handshake-timeout = 3\n'
                    'client-tls = "disable"\n')
@@ -299,23 +299,25 @@ def test_check_config_bad_value(tmp_path):
 
 
 def test_config_file_applied_and_flag_overrides(tmp_path, pggw, cluster):
-    port = free_port()
-    dead = free_port()
     cfg = tmp_path / "pggw.toml"
-    cfg.write_text(f'listen = ["127.0.0.1:{port}"]\n'
-                   f'backend = "127.0.0.1:{dead}"\n'
-                   'client-tls = "disable"\n'
-                   'server-connect-timeout = 1\n')
-    # The file's listen address is used; --backend on the command line beats the file's.
-    gwc = pggw("--config", str(cfg), "--backend", cluster.addr, listen=False, port=port)
-    r = psql(conninfo(host="127.0.0.1", port=port, user="bob", dbname="appdb",
-                      sslmode="disable"), "select 1")
-    assert r.returncode == 0, r.stderr + gwc.log_text()
+    with closed_port() as dead:
+        # "backend" and --backend: the older name of server / --server, still accepted (the
+        # other tests use --server).
+        cfg.write_text('listen = ["127.0.0.1:0"]\n'
+                       f'backend = "127.0.0.1:{dead}"\n'
+                       'client-tls = "disable"\n'
+                       'server-connect-timeout = 1\n')
+        # The file's listen address is used; --backend on the command line beats the file's.
+        gwc = pggw("--config", str(cfg), "--backend", cluster.addr, listen=False)
+        assert [h for h, _ in gwc.listening] == ["127.0.0.1"], gwc.listening
+        r = psql(conninfo(host="127.0.0.1", port=gwc.port, user="bob", dbname="appdb",
+                          sslmode="disable"), "select 1")
+        assert r.returncode == 0, r.stderr + gwc.log_text()
 
 
 def test_refuses_to_start_require_without_certificate(tmp_path):
-    r = run([str(PGGW_BIN), "--listen", f"127.0.0.1:{free_port()}",
-             "--metrics-listen", f"127.0.0.1:{free_port()}", "--backend", "127.0.0.1:5432",
+    r = run([str(PGGW_BIN), "--listen", "127.0.0.1:0",
+             "--metrics-listen", "127.0.0.1:0", "--server", "127.0.0.1:5432",
              "--client-tls", "require"], timeout=10)
     assert r.returncode != 0
     assert "pggw gen-cert" in r.stdout + r.stderr, r.stdout + r.stderr
