@@ -24,9 +24,14 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     rec_.bytes_s2c += pending.size();
     if (cb_guard_) pending = cb_guard_->server_bytes(pending);
     tracker_.feed(pending);
-    if (!pending.empty() && co_await client_.write_all(pending)) {
-        rec_.end("client write error");
-        co_return;
+    if (!pending.empty()) {
+        // co_await on its own, never inside && or ||: GCC 12 resumes such a coroutine with a
+        // corrupt state (SIGILL) once a parallel group has completed before it.
+        error_code ec = co_await client_.write_all(pending);
+        if (ec) {
+            rec_.end("client write error");
+            co_return;
+        }
     }
     co_await ((transfer(client_, server_, Direction::client_to_server) &&
                transfer(server_, client_, Direction::server_to_client)) ||
