@@ -70,15 +70,18 @@ if [ -z "$base" ]; then
       'rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
          /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* \
          /var/log/*.log /var/log/apt/*')
+    trap 'P rm "$cid" >/dev/null' EXIT
     P start --attach "$cid" >/dev/null
     P export "$cid" | P import --quiet --change 'CMD ["bash"]' --change "LABEL org.pggw.base-from=$from" \
       - "$base" >/dev/null
     P rm "$cid" >/dev/null
+    trap - EXIT
   fi
 fi
 
 echo "== image: $tag from deploy/Dockerfile on $base"
 SECONDS=0
+previous=$(P image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 log=$(mktemp /tmp/pggw-image-build.XXXXXX)
 if ! P build "${ulimits[@]}" --network host --layers --build-arg "BASE_IMAGE=$base" \
     -f "$ROOT/deploy/Dockerfile" -t "$tag" "$ROOT" >"$log" 2>&1; then
@@ -87,5 +90,9 @@ if ! P build "${ulimits[@]}" --network host --layers --build-arg "BASE_IMAGE=$ba
   exit 1
 fi
 rm -f "$log"
+# The image this tag named before, now untagged: removed (the build cache stays).
+if [ -n "$previous" ] && [ "$previous" != "$(P image inspect --format '{{.Id}}' "$tag")" ]; then
+  P rmi "$previous" >/dev/null 2>&1 || true
+fi
 size=$(P image inspect --format '{{.Size}}' "$tag")
 echo "built $tag in ${SECONDS}s: $((size / 1000000)) MB ($size bytes)"
