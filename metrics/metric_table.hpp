@@ -62,6 +62,13 @@ struct StartupKindDim : AlwaysPrecreate {
     static constexpr std::array<std::string_view, 6> values{"ssl",     "gssenc",     "cancel",
                                                             "startup", "direct_tls", "invalid"};
 };
+// What became of a connection's PROXY protocol header (--proxy-protocol).
+struct ProxyHeaderResultDim : NeverPrecreate {
+    static constexpr std::string_view name = "result";
+    static constexpr std::array<std::string_view, 9> values{
+        "ok",        "local",     "untrusted", "missing", "malformed",
+        "oversized", "truncated", "timeout",   "other"};
+};
 struct ReplyDim {
     static constexpr std::string_view name = "reply";
     static constexpr std::array<std::string_view, 3> values{"S", "N", "other"};
@@ -131,6 +138,9 @@ struct SessionBuckets {
           "Duration of client sessions, accept to close.", (Scalar<Histogram<SessionBuckets>>))   \
   SHARDED(startup_requests, counter, "pggw_startup_requests_total",                               \
           "First packets of a connection by kind.", (Fixed<Count, StartupKindDim>))               \
+  SHARDED(proxy_headers, counter, "pggw_proxy_protocol_headers_total",                            \
+          "PROXY protocol headers by result (untrusted: a source outside --proxy-trusted).",      \
+          (Fixed<Count, ProxyHeaderResultDim>))                                                   \
   SHARDED(negotiation_replies, counter, "pggw_negotiation_replies_total",                         \
           "Replies to SSLRequest/GSSENCRequest.", (Fixed<Count, ReplyDim>))                       \
   DERIVED(tls_handshakes, counter, "pggw_tls_handshakes_total",                                   \
@@ -161,6 +171,9 @@ struct SessionBuckets {
   GLOBAL(draining, gauge, "pggw_draining", "1 while draining connections for shutdown.", "")      \
   GLOBAL(certificate_expiry, gauge, "pggw_tls_certificate_expiry_timestamp_seconds",              \
          "Expiry (notAfter) of each loaded certificate, unix seconds.", "leg,subject")            \
+  GLOBAL(tls_reloads, counter, "pggw_tls_reloads_total",                                          \
+         "Reloads of the TLS certificates, keys and CAs (SIGHUP or files changed on disk), by "  \
+         "result; error: the previous ones kept serving.", "result")                              \
   GLOBAL(build_info, gauge, "pggw_build_info",                                                    \
          "Build information; always 1.", "version,libraries")                                     \
   GLOBAL(process_cpu_seconds, counter, "process_cpu_seconds_total",                               \

@@ -221,6 +221,14 @@ struct Registry::Impl : prometheus::Collectable {
             }
         }
     }
+    void collect_tls_reloads(prometheus::MetricFamily& f, const Proc&) const {
+        for (std::size_t i = 0; i < tls_reloads.size(); ++i) {
+            prometheus::ClientMetric m;
+            m.label = {{"result", i == 0 ? "ok" : "error"}};
+            m.counter.value = static_cast<double>(tls_reloads[i].load(std::memory_order_relaxed));
+            f.metric.push_back(std::move(m));
+        }
+    }
     void collect_build_info(prometheus::MetricFamily& f, const Proc&) const {
         f.metric.push_back(
             gauge_metric(1, {{"version", build.version}, {"libraries", build.libraries}}));
@@ -250,6 +258,7 @@ struct Registry::Impl : prometheus::Collectable {
     Readiness readiness;
     mutable std::mutex cert_mutex;
     std::array<std::vector<CertificateInfo>, 2> certs;
+    std::array<std::atomic<std::uint64_t>, 2> tls_reloads{};  // ok, error
 };
 
 Registry::Registry(std::size_t workers, BuildInfo info)
@@ -272,6 +281,10 @@ Readiness& Registry::readiness() {
 void Registry::set_certificates(Leg leg, std::vector<CertificateInfo> certs) {
     std::lock_guard lock(impl_->cert_mutex);
     impl_->certs[static_cast<std::size_t>(leg)] = std::move(certs);
+}
+
+void Registry::tls_reloaded(bool ok) {
+    impl_->tls_reloads[ok ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Registry::scrape() {

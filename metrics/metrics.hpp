@@ -6,7 +6,8 @@
 //   worker i uses registry.worker(i) from its own thread only;
 //   registry.readiness().ready = true   once listening with a certificate loaded;
 //   registry.readiness().draining = true when a drain starts (/readyz then answers 503);
-//   registry.set_certificates(Leg::client, {...}) on every (re)load.
+//   registry.set_certificates(Leg::client, {...}) on every (re)load;
+//   registry.tls_reloaded(ok) on every reload (SIGHUP or files changed).
 // See admin_server.hpp for /metrics, /healthz and /readyz.
 #pragma once
 
@@ -66,6 +67,9 @@ class alignas(64) WorkerMetrics {
     void session_started();              // pggw_sessions_active +1
     void session_ended(double seconds);  // -1, observe pggw_session_duration_seconds
     void startup_request(StartupKind k);
+    // result: ProxyHeaderResultDim's values (ok, local, untrusted, missing, malformed,
+    // oversized, truncated, timeout); anything else is counted as "other".
+    void proxy_header(std::string_view result);
     void negotiation_reply(char reply);  // 'S' or 'N' (anything else counts as "other")
     // library: "boringssl" or "wolfssl" (else "other"). Counts pggw_tls_handshakes_total and
     // observes pggw_tls_handshake_duration_seconds with the same labels.
@@ -110,6 +114,8 @@ class Registry {
     // Replaces all series of this leg (old subjects disappear, so expiry alerts clear).
     // Thread-safe (reload path).
     void set_certificates(Leg leg, std::vector<CertificateInfo> certs);
+    // Counts a TLS reload, pggw_tls_reloads_total{result="ok"|"error"}. Thread-safe.
+    void tls_reloaded(bool ok);
 
     // Prometheus text exposition (version 0.0.4). Thread-safe; sums the shards.
     std::string scrape();
@@ -136,6 +142,10 @@ inline void WorkerMetrics::session_ended(double seconds) {
 
 inline void WorkerMetrics::startup_request(StartupKind k) {
     f_.startup_requests_.at(k).inc();
+}
+
+inline void WorkerMetrics::proxy_header(std::string_view result) {
+    f_.proxy_headers_.at(detail::index_of<detail::ProxyHeaderResultDim>(result)).inc();
 }
 
 inline void WorkerMetrics::negotiation_reply(char reply) {

@@ -24,6 +24,8 @@ struct OptionSpec {
     const char* help;
     bool repeatable;
     Apply apply;
+    // Repeatable options: empties the list, so that flags replace the config file's values.
+    void (*clear)(Config&) = nullptr;
 };
 
 bool parse_seconds(const std::string& v, double& out, std::string& err) {
@@ -102,7 +104,8 @@ const std::vector<OptionSpec>& option_table() {
              if (!parse_host_port(v, hp, err)) return false;
              c.listen.push_back(hp);
              return true;
-         }},
+         },
+         [](Config& c) { c.listen.clear(); }},
         {"server",
          "PostgreSQL server HOST:PORT (default 127.0.0.1:5432; names resolved per session; "
          "--backend is an older name for it)",
@@ -119,6 +122,22 @@ const std::vector<OptionSpec>& option_table() {
          [](Config& c, const std::string& v, std::string& err) {
              return parse_uint(v, c.max_connections, 1, 10'000'000, err);
          }},
+        {"drain-delay",
+         "seconds after SIGTERM during which /readyz answers 503 but new sessions are still "
+         "served, for a load balancer to deregister pggw (default 0)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             char* end = nullptr;
+             if (!v.empty() && std::strtod(v.c_str(), &end) == 0 && *end == '\0') {
+                 c.drain_delay = 0;
+                 return true;
+             }
+             return parse_seconds(v, c.drain_delay, err);
+         }},
+        {"drain-timeout",
+         "seconds, after the delay, for sessions to end between transactions; then the rest get "
+         "FATAL 57P01 (default 30)",
+         false, seconds(&Config::drain_timeout)},
         {"cert", "PEM certificate chain presented to clients", false, str(&Config::cert)},
         {"key", "PEM private key of --cert", false, str(&Config::key)},
         {"client-ca", "PEM CA that client certificates must chain to", false,
@@ -161,6 +180,26 @@ const std::vector<OptionSpec>& option_table() {
         {"server-key", "PEM key of --server-cert", false, str(&Config::server_key)},
         {"server-sni", "SNI and verify-full name toward PostgreSQL (default: --server host)", false,
          str(&Config::server_sni)},
+        {"proxy-protocol",
+         "off|v1|v2|auto: a PROXY protocol header (HAProxy) before anything else, from "
+         "--proxy-trusted sources (default off)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             if (proxy_protocol::parse_mode(v, c.proxy_protocol)) return true;
+             err = "expected one of off v1 v2 auto, got \"" + v + "\"";
+             return false;
+         }},
+        {"proxy-trusted",
+         "CIDR of the load balancers allowed to send PROXY headers (repeatable; required with "
+         "--proxy-protocol)",
+         true,
+         [](Config& c, const std::string& v, std::string& err) {
+             Cidr cidr;
+             if (!parse_cidr(v, cidr, err)) return false;
+             c.proxy_trusted.push_back(cidr);
+             return true;
+         },
+         [](Config& c) { c.proxy_trusted.clear(); }},
         {"metrics-listen", "HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9930)",
          false, host_port(&Config::metrics_listen)},
         {"log-level", "trace|debug|info|warn|error (default info)", false,
@@ -269,7 +308,6 @@ bool load_config_file(const std::string& path, Config& cfg, std::vector<std::str
         errors.push_back(where(path, e.source()) + ": " + std::string(e.description()));
         return false;
     }
-    bool listen_seen = false;
     for (auto&& [key, node] : tbl) {
         std::string k(key.str());
         const OptionSpec* spec = find_option(k);
@@ -296,10 +334,8 @@ bool load_config_file(const std::string& path, Config& cfg, std::vector<std::str
             add(node.source(), "\"" + k + "\": expected a value");
             continue;
         }
-        if (spec->repeatable && !listen_seen) {
-            cfg.listen.clear();
-            listen_seen = true;
-        }
+        // A key given in the file replaces the defaults (each key appears once in TOML).
+        if (spec->clear) spec->clear(cfg);
         for (const auto& v : values) {
             std::string err;
             if (!spec->apply(cfg, v, err)) add(node.source(), k + ": " + err);
@@ -375,7 +411,7 @@ ParsedCommand parse_command_line(int argc, char** argv) {
     if (!cmd.config_file.empty()) load_config_file(cmd.config_file, cmd.config, errors);
     for (auto& [spec, values] : flag_values) {
         if (values.empty()) continue;
-        if (spec->repeatable) cmd.config.listen.clear();
+        if (spec->clear) spec->clear(cmd.config);
         for (const auto& v : values) {
             std::string err;
             if (!spec->apply(cmd.config, v, err))
@@ -383,6 +419,11 @@ ParsedCommand parse_command_line(int argc, char** argv) {
         }
     }
     if (cmd.config.listen.empty()) cmd.config.listen.push_back({"0.0.0.0", 6432});
+    if (cmd.config.proxy_protocol != proxy_protocol::Mode::off && cmd.config.proxy_trusted.empty())
+        errors.push_back(
+            "--proxy-protocol " + std::string(proxy_protocol::mode_name(cmd.config.proxy_protocol)) +
+            " needs --proxy-trusted CIDR: the addresses of the load balancers that send the "
+            "header (anyone else could claim any client address)");
     if (!errors.empty()) {
         for (const auto& e : errors) std::cerr << "pggw: " << e << "\n";
         cmd.kind = ParsedCommand::exit;

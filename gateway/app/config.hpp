@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/net/cidr.hpp"
+#include "gateway/net/proxy_protocol.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw {
@@ -31,6 +33,8 @@ struct Config {
     double handshake_timeout = 10;       // seconds, accept to complete StartupMessage
     double server_connect_timeout = 5;   // seconds
     unsigned max_connections = 0;        // 0: derived from the open-file limit
+    double drain_delay = 0;     // seconds after SIGTERM: /readyz 503, listeners still serve
+    double drain_timeout = 30;  // seconds, then: sessions still open get 57P01 and are closed
 
     // TLS toward clients
     std::string cert, key, client_ca;
@@ -42,6 +46,10 @@ struct Config {
     // TLS toward the server
     TlsMode server_tls = TlsMode::disable;
     std::string server_ca, server_cert, server_key, server_sni;
+
+    // PROXY protocol: sources in proxy_trusted must send a header, any other source is closed.
+    proxy_protocol::Mode proxy_protocol = proxy_protocol::Mode::off;
+    std::vector<Cidr> proxy_trusted;
 
     HostPort metrics_listen{"0.0.0.0", 9930};
     std::string log_level = "info";

@@ -32,16 +32,23 @@ class Session {
         if (ec) {
             rec_.peer = rec_.peer_host = "?";
         } else {
-            rec_.peer_host = ep.address().to_string();
-            rec_.peer = (ep.address().is_v6() ? "[" + rec_.peer_host + "]" : rec_.peer_host) + ":" +
-                        std::to_string(ep.port());
+            peer_address_ = ep.address();
+            set_peer(ep.address(), ep.port());
         }
     }
 
     awaitable<void> run();
 
   private:
-    awaitable<Startup> negotiate();
+    void set_peer(const asio::ip::address& a, std::uint16_t port) {
+        rec_.peer_host = a.to_string();
+        rec_.peer =
+            (a.is_v6() ? "[" + rec_.peer_host + "]" : rec_.peer_host) + ":" + std::to_string(port);
+    }
+    bool proxy_header_expected() const;
+    awaitable<bool> read_proxy_header(std::vector<std::uint8_t>& rest);
+    awaitable<Startup> start();
+    awaitable<Startup> negotiate(std::span<const std::uint8_t> initial);
     awaitable<bool> client_handshake(bool direct, std::span<const std::uint8_t> initial);
     awaitable<void> refuse(std::string_view sqlstate, std::string_view message, Refusal why) {
         return refuse_client(client_, rec_, m_, sqlstate, message, why);
@@ -53,6 +60,8 @@ class Session {
     metrics::WorkerMetrics& m_;
     Stream client_;
     SessionRecord rec_;
+    asio::ip::address peer_address_;  // the TCP peer (the balancer, behind PROXY protocol)
+    bool in_proxy_header_ = false;    // reading it: a timeout counts against it
     Clock::time_point started_ = Clock::now();
     bool was_session_ = false;  // got as far as a StartupMessage
 };
@@ -68,8 +77,69 @@ awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint
     co_return out.ok;
 }
 
-awaitable<Startup> Session::negotiate() {
+bool Session::proxy_header_expected() const {
+    if (env_.cfg.proxy_protocol == proxy_protocol::Mode::off) return false;
+    for (const auto& range : env_.cfg.proxy_trusted)
+        if (range.contains(peer_address_)) return true;
+    return false;
+}
+
+// The PROXY protocol header of a trusted balancer: afterwards rec_ names the client it
+// carries, and rest holds the bytes read behind it (the start of PostgreSQL's startup).
+awaitable<bool> Session::read_proxy_header(std::vector<std::uint8_t>& rest) {
+    namespace pp = proxy_protocol;
+    const std::string via = rec_.peer;
+    std::vector<std::uint8_t> in;
+    std::array<std::uint8_t, 512> chunk;
+    in_proxy_header_ = true;
+    for (;;) {
+        pp::Result r = pp::decode(in, env_.cfg.proxy_protocol);
+        if (r.status == pp::Result::complete) {
+            in_proxy_header_ = false;
+            rest.assign(in.begin() + std::ptrdiff_t(r.consumed), in.end());
+            m_.proxy_header(r.has_address ? "ok" : "local");
+            if (r.has_address) set_peer(r.source, r.source_port);
+            rec_.via = via;
+            spdlog::debug("PROXY v{} header from {}: client {}", r.version, via,
+                          r.has_address ? rec_.peer : "not given (LOCAL/UNKNOWN)");
+            co_return true;
+        }
+        if (r.status == pp::Result::invalid) {
+            in_proxy_header_ = false;
+            m_.proxy_header(pp::error_name(r.error));
+            spdlog::warn("PROXY protocol header refused: peer={} result={}: {}", via,
+                         pp::error_name(r.error), r.detail);
+            rec_.close_reason = "bad PROXY protocol header";
+            co_return false;
+        }
+        auto [ec, got] = co_await client_.read_some(chunk);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return false;  // run() counts it
+        if (ec) {
+            in_proxy_header_ = false;
+            m_.proxy_header("truncated");
+            spdlog::warn("PROXY protocol header truncated: peer={} after {} bytes", via, in.size());
+            rec_.close_reason = "truncated PROXY protocol header";
+            co_return false;
+        }
+        in.insert(in.end(), chunk.begin(), chunk.begin() + std::ptrdiff_t(got));
+    }
+}
+
+// Everything before the session proper, under --handshake-timeout: the PROXY header when
+// one is expected, then the negotiation.
+awaitable<Startup> Session::start() {
+    std::vector<std::uint8_t> rest;
+    if (proxy_header_expected()) {
+        const bool ok = co_await read_proxy_header(rest);  // not inside && (see relay.cpp)
+        if (!ok) co_return Startup{};
+    }
+    co_return co_await negotiate(rest);
+}
+
+awaitable<Startup> Session::negotiate(std::span<const std::uint8_t> initial) {
     ClientNegotiation n(env_.client_tls, rec_.peer_host);
+    n.feed(initial);
     std::array<std::uint8_t, 4096> chunk;
     for (;;) {
         NegotiationAction a = n.next();
@@ -171,8 +241,19 @@ awaitable<void> Session::run() {
     m_.session_started();
     ConnectionBudget::Slot slot(env_.connections);
 
-    auto neg = co_await (negotiate() || sleep_for(seconds(env_.cfg.handshake_timeout)));
+    if (env_.cfg.proxy_protocol != proxy_protocol::Mode::off && !proxy_header_expected()) {
+        // Only the balancers may speak for a client: anyone else reaching this port directly
+        // could otherwise claim any address.
+        m_.proxy_header("untrusted");
+        spdlog::warn("connection from a source outside --proxy-trusted closed: peer={}", rec_.peer);
+        client_.close();
+        m_.session_ended(seconds_since(started_));
+        co_return;
+    }
+
+    auto neg = co_await (start() || sleep_for(seconds(env_.cfg.handshake_timeout)));
     if (neg.index() == 1) {
+        if (in_proxy_header_) m_.proxy_header("timeout");
         spdlog::info("startup timeout: peer={} after {}s", rec_.peer, env_.cfg.handshake_timeout);
         rec_.close_reason = "startup timeout";
     } else {
@@ -192,10 +273,11 @@ awaitable<void> Session::run() {
     if (was_session_ || !rec_.close_reason.empty()) {
         auto level = was_session_ ? spdlog::level::info : spdlog::level::debug;
         spdlog::log(level,
-                    "session closed: peer={} user={} database={} worker={} duration={:.3f}s "
+                    "session closed: peer={}{} user={} database={} worker={} duration={:.3f}s "
                     "bytes_in={} bytes_out={} tls={} reason={}",
-                    rec_.peer, rec_.user, rec_.database, env_.worker, secs, rec_.bytes_c2s,
-                    rec_.bytes_s2c, client_.encrypted() ? client_.engine()->info().version : "off",
+                    rec_.peer, rec_.via.empty() ? "" : " via=" + rec_.via, rec_.user, rec_.database,
+                    env_.worker, secs, rec_.bytes_c2s, rec_.bytes_s2c,
+                    client_.encrypted() ? client_.engine()->info().version : "off",
                     rec_.close_reason.empty() ? "closed" : rec_.close_reason);
     }
 }

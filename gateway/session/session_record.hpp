@@ -15,6 +15,7 @@ namespace pggw {
 struct SessionRecord {
     std::string peer;       // "ADDR:PORT" / "[v6]:PORT", for every log line
     std::string peer_host;  // ADDR alone, as refusals name it
+    std::string via;        // behind PROXY protocol: the balancer's ADDR:PORT
     std::string user, database;
     std::string close_reason;  // the first stage to end the session says why
     std::uint64_t bytes_c2s = 0, bytes_s2c = 0;

@@ -15,11 +15,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -27,7 +29,11 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <boost/asio/write.hpp>
 
 #include "metrics/admin_server.hpp"
 #include "metrics/health.hpp"
@@ -295,6 +301,22 @@ TEST(MetricsCertificates, SetCertificatesReplacesTheLegsSeries) {
     EXPECT_EQ(samples(reg.scrape(), name).size(), 1u);
 }
 
+TEST(MetricsCertificates, TlsReloadsCountedByResultFromZero) {
+    Registry reg(2, {"v", "boringssl"});
+    const std::string name = "pggw_tls_reloads_total";
+    auto s = samples(reg.scrape(), name);
+    EXPECT_EQ(s.size(), 2u);  // both series exist before the first reload
+    EXPECT_EQ(s.at(R"({result="ok"})"), 0);
+    EXPECT_EQ(s.at(R"({result="error"})"), 0);
+    reg.tls_reloaded(true);
+    reg.tls_reloaded(false);
+    std::thread t([&] { reg.tls_reloaded(true); });  // process-wide: any thread
+    t.join();
+    s = samples(reg.scrape(), name);
+    EXPECT_EQ(s.at(R"({result="ok"})"), 2);
+    EXPECT_EQ(s.at(R"({result="error"})"), 1);
+}
+
 TEST(MetricsExposition, EveryLineParsesAndEveryTableRowIsExported) {
     Registry reg(2, {"0.1.0", "boringssl,wolfssl"});
     one_session(reg.worker(0));
@@ -370,6 +392,7 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 struct HttpClient {
+    HttpClient() : socket(ioc) {}
     explicit HttpClient(tcp::endpoint ep) : socket(ioc) { socket.connect(ep); }
     http::response<http::string_body> get(const std::string& target, bool keep_alive = true) {
         http::request<http::empty_body> req{http::verb::get, target, 11};
@@ -506,10 +529,91 @@ TEST_F(AdminFixture, RejectsOtherMethodsAndOversizedRequests) {
 struct AdminIdleFixture : AdminFixture {
     pggw::metrics::AdminOptions options() override {
         pggw::metrics::AdminOptions o;
-        o.idle_timeout = 200ms;
+        o.request_timeout = 200ms;
         return o;
     }
 };
+
+// Reads until the server closes; true when it did within `within`.
+bool closed_within(tcp::socket& s, std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    timeval tv{0, 50'000};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    while (std::chrono::steady_clock::now() < deadline) {
+        ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+        if (n == 0) return true;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return true;
+    }
+    return false;
+}
+
+TEST_F(AdminIdleFixture, ClosesAConnectionWhoseHeadersDribble) {
+    HttpClient c(endpoint());
+    const auto t0 = std::chrono::steady_clock::now();
+    boost::asio::write(c.socket, asio::buffer(std::string("GET /healthz HTTP/1.1\r\n")));
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; ++i) {  // a header line every 50 ms: never complete
+        boost::system::error_code ec;
+        boost::asio::write(c.socket, asio::buffer(std::string("X-Slow: 1\r\n")), ec);
+        closed = ec || closed_within(c.socket, 50ms);
+    }
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(closed);
+    EXPECT_GE(waited, 150ms);
+    EXPECT_LT(waited, 900ms);
+}
+
+struct AdminCapFixture : AdminFixture {
+    pggw::metrics::AdminOptions options() override {
+        pggw::metrics::AdminOptions o;
+        o.max_connections = 6;
+        o.max_connections_per_source = 3;
+        return o;
+    }
+    // A connection from a given loopback address (all of 127/8 is local on Linux).
+    std::unique_ptr<HttpClient> from(const char* source) {
+        auto c = std::make_unique<HttpClient>();
+        c->socket.open(tcp::v4());
+        c->socket.bind(tcp::endpoint(asio::ip::make_address(source), 0));
+        c->socket.connect(endpoint());
+        return c;
+    }
+};
+
+TEST_F(AdminCapFixture, OneSourceCannotTakeEverySlot) {
+    std::vector<std::unique_ptr<HttpClient>> crowd;
+    for (int i = 0; i < 3; ++i) crowd.push_back(from("127.0.0.1"));
+    for (auto& c : crowd) EXPECT_EQ(c->get("/healthz").result(), http::status::ok);
+    // A fourth from the same source is closed at once, before any request.
+    auto extra = from("127.0.0.1");
+    EXPECT_TRUE(closed_within(extra->socket, 1000ms));
+    // Another source still gets in while the crowd holds its connections open.
+    auto probe = from("127.0.0.2");
+    EXPECT_EQ(probe->get("/healthz").result(), http::status::ok);
+    auto probe2 = from("127.0.0.2");
+    auto probe3 = from("127.0.0.3");
+    EXPECT_EQ(probe2->get("/readyz").result(), http::status::service_unavailable);
+    EXPECT_EQ(probe3->get("/healthz").result(), http::status::ok);
+    // Six open in all: a seventh is closed, whoever it comes from.
+    auto seventh = from("127.0.0.4");
+    EXPECT_TRUE(closed_within(seventh->socket, 1000ms));
+    // A slot given back is free again (for that source too).
+    crowd.pop_back();
+    std::this_thread::sleep_for(100ms);
+    bool served = false;
+    for (int i = 0; i < 20 && !served; ++i) {  // the server sees the close soon after
+        auto again = from("127.0.0.1");
+        boost::system::error_code ec;
+        http::request<http::empty_body> req{http::verb::get, "/healthz", 11};
+        http::write(again->socket, req, ec);
+        http::response<http::string_body> res;
+        if (!ec) http::read(again->socket, again->buffer, res, ec);
+        served = !ec && res.result() == http::status::ok;
+        if (!served) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(served);
+}
 
 TEST_F(AdminIdleFixture, ClosesIdleConnections) {
     HttpClient c(endpoint());
