@@ -6,7 +6,7 @@ packages=(
   libboost1.81-dev android-libboringssl-dev libwolfssl-dev prometheus-cpp-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libgtest-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
-  python3 python3-pytest python3-psycopg2 python3-yaml prometheus
+  python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy
   yamllint podman buildah runc crun catatonit fuse-overlayfs slirp4netns uidmap
   containernetworking-plugins iptables debootstrap
 )
