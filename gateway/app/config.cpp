@@ -202,6 +202,12 @@ const std::vector<OptionSpec>& option_table() {
          [](Config& c) { c.proxy_trusted.clear(); }},
         {"metrics-listen", "HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9930)",
          false, host_port(&Config::metrics_listen)},
+        {"log-format", "text|json: JSON is one object per line (default text)", false,
+         [](Config& c, const std::string& v, std::string& err) {
+             if (parse_log_format(v, c.log_format)) return true;
+             err = "expected one of text json, got \"" + v + "\"";
+             return false;
+         }},
         {"log-level", "trace|debug|info|warn|error (default info)", false,
          [](Config& c, const std::string& v, std::string& err) {
              return parse_choice(v, c.log_level, {"trace", "debug", "info", "warn", "error"}, err);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/app/logging.hpp"
 #include "gateway/net/cidr.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 #include "tls_backends/tls.hpp"
@@ -53,6 +54,7 @@ struct Config {
 
     HostPort metrics_listen{"0.0.0.0", 9930};
     std::string log_level = "info";
+    LogFormat log_format = LogFormat::text;
 
     TlsMode effective_client_tls() const {
         return client_tls.value_or(cert.empty() ? TlsMode::disable : TlsMode::require);

@@ -1,6 +1,7 @@
 // pggw [run] [flags] | pggw check-config --config FILE | pggw gen-cert --dir DIR | --version
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "gateway/app/logging.hpp"
 
 #include <iostream>
 
@@ -70,9 +71,7 @@ int check_config(const pggw::ParsedCommand& cmd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    auto logger = spdlog::stderr_color_mt("pggw");
-    spdlog::set_default_logger(logger);
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e UTC [%P] %^%l%$: %v", spdlog::pattern_time_type::utc);
+    pggw::setup_logging(pggw::LogFormat::text);
 
     pggw::ParsedCommand cmd = pggw::parse_command_line(argc, argv);
     switch (cmd.kind) {
@@ -87,6 +86,7 @@ int main(int argc, char** argv) {
         case pggw::ParsedCommand::run:
             break;
     }
+    pggw::setup_logging(cmd.config.log_format);
     spdlog::set_level(spdlog::level::from_str(cmd.config.log_level));
     return pggw::run_gateway(cmd.config);
 }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/session/clock.hpp"
+#include "gateway/session/log_value.hpp"
 
 namespace pggw {
 
@@ -35,9 +36,10 @@ awaitable<LegTlsOutcome> run_tls_handshake(Stream& s, const LegTls& leg) {
     m.tls_handshake(leg.leg, leg.library, HandshakeResult::ok, secs);
     m.tls_session(leg.leg, info.version, info.cipher);
     if (leg.leg == Leg::client)
-        spdlog::debug("TLS established: peer={} version={} cipher={} alpn={} sni={}{}", leg.peer,
-                      info.version, info.cipher, info.alpn, info.sni,
-                      info.peer_certificate ? " client_cn=" + info.peer_common_name : "");
+        spdlog::debug(
+            "TLS established: peer={} version={} cipher={} alpn={} sni={}{}", leg.peer,
+            info.version, info.cipher, log_value(info.alpn), log_value(info.sni),
+            info.peer_certificate ? " client_cn=" + log_value(info.peer_common_name) : "");
     else
         spdlog::debug("server TLS established: server={} version={} cipher={} subject={}", leg.peer,
                       info.version, info.cipher, info.peer_subject);

@@ -9,6 +9,7 @@
 #include "gateway/pg/protocol.hpp"
 #include "gateway/session/clock.hpp"
 #include "gateway/session/leg_tls.hpp"
+#include "gateway/session/log_value.hpp"
 #include "gateway/session/relay.hpp"
 #include "gateway/session/server_connection.hpp"
 #include "gateway/session/session_record.hpp"
@@ -146,8 +147,9 @@ awaitable<Startup> Session::negotiate(std::span<const std::uint8_t> initial) {
         if (a.decoded) m_.startup_request(*a.decoded);
         if (n.got_startup()) {
             was_session_ = true;
-            rec_.user = n.user();
-            rec_.database = n.database();
+            // Client-chosen: quoted and escaped (log_value.hpp), they cannot forge a log line.
+            rec_.user = log_value(n.user());
+            rec_.database = log_value(n.database());
         }
         if (a.decoded == StartupKind::invalid) {
             spdlog::warn("invalid startup packet: peer={}: {}", rec_.peer, a.detail);
@@ -278,7 +280,7 @@ awaitable<void> Session::run() {
                     rec_.peer, rec_.via.empty() ? "" : " via=" + rec_.via, rec_.user, rec_.database,
                     env_.worker, secs, rec_.bytes_c2s, rec_.bytes_s2c,
                     client_.encrypted() ? client_.engine()->info().version : "off",
-                    rec_.close_reason.empty() ? "closed" : rec_.close_reason);
+                    log_value(rec_.close_reason.empty() ? "closed" : rec_.close_reason));
     }
 }
 

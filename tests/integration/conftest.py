@@ -335,8 +335,9 @@ _all_pggw: list["Pggw"] = []
 # so this is where a port 0 asked for is told. For example
 #   ... info: pggw 0.1.0 listening on 127.0.0.1:41235,[::1]:41236 with 4 workers; server
 #   127.0.0.1:5432; client TLS require; ...; metrics on 127.0.0.1:38911
-START_LINE = re.compile(r"\bpggw \S+ listening on (\S+) with \d+ workers; .*; metrics on (\S+)\s*$",
-                        re.M)
+# (With --log-format json the line is a JSON object: the message ends before '"}'.)
+START_LINE = re.compile(r"\bpggw \S+ listening on (\S+) with \d+ workers; .*; "
+                        r"metrics on ([^\s\"]+)(?:\"\})?\s*$", re.M)
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
