@@ -106,8 +106,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
             self->stopped = true;
             beast::error_code ignored;
             self->acceptor.close(ignored);
-            for (auto& [id, weak] : self->connections) {
-                if (auto s = weak.lock()) s->socket().close(ignored);
+            for (auto& [id, c] : self->connections) {
+                if (auto s = c.stream.lock()) s->socket().close(ignored);
             }
         });
     }
@@ -123,17 +123,25 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
                 co_await t.async_wait(use_nothrow);
                 continue;
             }
-            if (self->connections.size() >= self->options.max_connections) {
+            beast::error_code pec;
+            const auto peer = socket.remote_endpoint(pec).address();
+            if (pec) continue;  // gone already
+            std::size_t& from_peer = self->per_source[peer];
+            const bool total_full = self->connections.size() >= self->options.max_connections;
+            if (total_full || from_peer >= self->options.max_connections_per_source) {
+                if (from_peer == 0) self->per_source.erase(peer);
+                self->refused(peer, total_full);
                 beast::error_code ignored;
                 socket.close(ignored);
                 continue;
             }
+            ++from_peer;
             auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
             const auto id = self->next_id++;
-            self->connections.emplace(id, stream);
+            self->connections.emplace(id, Connection{stream, peer});
             asio::co_spawn(self->ioc, serve(self, std::move(stream)),
                            [self, id](std::exception_ptr e) {
-                               self->connections.erase(id);
+                               self->forget(id);
                                if (!e) return;
                                try {
                                    std::rethrow_exception(e);
@@ -152,7 +160,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
             http::request_parser<http::string_body> parser;
             parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
             parser.body_limit(opt.body_limit);
-            stream->expires_after(opt.idle_timeout);  // idle (or slow) for 30 s: closed
+            // One deadline for the whole request: a client that sends nothing, or dribbles
+            // its headers, loses the connection after request_timeout.
+            stream->expires_after(opt.request_timeout);
             auto [rec, rn] = co_await http::async_read(*stream, buffer, parser, use_nothrow);
             if (rec) {
                 const bool too_large = rec == http::error::header_limit ||
@@ -170,13 +180,36 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
             }
             Request req = parser.release();
             Response res = co_await self->handle(req);
-            stream->expires_after(opt.idle_timeout);
+            stream->expires_after(opt.write_timeout);
             auto [wec, wn] = co_await http::async_write(*stream, res, use_nothrow);
             if (wec || !res.keep_alive()) break;
         }
         beast::error_code ignored;
         stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
         stream->socket().close(ignored);
+    }
+
+    void forget(std::uint64_t id) {
+        auto it = connections.find(id);
+        if (it == connections.end()) return;
+        auto src = per_source.find(it->second.peer);
+        if (src != per_source.end() && --src->second == 0) per_source.erase(src);
+        connections.erase(it);
+    }
+
+    // A connection over a cap: logged at most every 10 s, with the count since the last line.
+    void refused(const asio::ip::address& peer, bool total_full) {
+        ++refused_since_log;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log < std::chrono::seconds(10)) return;
+        last_refusal_log = now;
+        spdlog::warn(
+            "admin: closed {} connection(s) over the cap (last from {}: {}; at most {} per "
+            "source, {} in all)",
+            refused_since_log, peer.to_string(),
+            total_full ? "all slots taken" : "too many from that address",
+            options.max_connections_per_source, options.max_connections);
+        refused_since_log = 0;
     }
 
     asio::awaitable<Response> handle(const Request& req) {
@@ -224,8 +257,15 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
     const AdminOptions options;
     tcp::acceptor acceptor;
     // Touched on the io_context only.
-    std::map<std::uint64_t, std::weak_ptr<beast::tcp_stream>> connections;
+    struct Connection {
+        std::weak_ptr<beast::tcp_stream> stream;
+        asio::ip::address peer;
+    };
+    std::map<std::uint64_t, Connection> connections;
+    std::map<asio::ip::address, std::size_t> per_source;  // open connections by source
     std::uint64_t next_id = 0;
+    std::uint64_t refused_since_log = 0;
+    std::chrono::steady_clock::time_point last_refusal_log{};
     bool stopped = false;
     mutable std::mutex bound_mutex;
     tcp::endpoint bound;

@@ -5,8 +5,15 @@
 //             stays 200 during a drain
 //   /readyz   200 when registry.readiness().ready && !registry.readiness().draining, else 503
 //   other     404; a method other than GET/HEAD: 405
-// HTTP/1.1 keep-alive; requests are bounded (8 KiB of headers, 1 KiB of body); a connection
-// idle for 30 s is closed.
+// HTTP/1.1 keep-alive; requests are bounded (8 KiB of headers, 1 KiB of body).
+//
+// Probes must get through while someone holds connections open (a crowd of idle clients, a
+// slow scraper, a port scan): a request must arrive whole within 5 s of the connection
+// opening or of the previous response (else the connection is closed), a response must be
+// taken within 10 s, and connections are capped per source address (16) and in all (256), so
+// one source can hold at most a sixteenth of the slots. A connection over either cap is
+// closed as soon as it is accepted. The kubelet opens a fresh connection per probe, Prometheus
+// keeps one per target: both far below the caps.
 //
 // Wiring (gateway/app/gateway.cpp): the admin server runs on the main thread's io_context,
 // the one that also waits for signals; the workers have their own.
@@ -32,11 +39,15 @@
 namespace pggw::metrics {
 
 struct AdminOptions {
-    std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(30);
+    // To receive one whole request, from the connection's start or the previous response.
+    std::chrono::steady_clock::duration request_timeout = std::chrono::seconds(5);
+    // To send one response.
+    std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(10);
     std::chrono::steady_clock::duration health_timeout = std::chrono::seconds(1);
     std::size_t header_limit = 8 * 1024;
     std::size_t body_limit = 1024;
-    std::size_t max_connections = 64;
+    std::size_t max_connections = 256;
+    std::size_t max_connections_per_source = 16;
 };
 
 class AdminServer {

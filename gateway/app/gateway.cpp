@@ -5,15 +5,16 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include "gateway/app/cert_watcher.hpp"
+#include "gateway/app/drain.hpp"
 #include "gateway/app/tls_contexts.hpp"
 #include "gateway/app/worker.hpp"
+#include "gateway/pg/server_negotiation.hpp"
 #include "metrics/admin_server.hpp"
 
 namespace pggw {
 
 namespace {
-
-constexpr auto kDrainTimeout = std::chrono::seconds(30);
 
 // Servers commonly raise the soft open-file limit to the hard one: each session needs two.
 void raise_fd_limit() {
@@ -53,6 +54,35 @@ void publish_certificates(metrics::Registry& registry, const TlsContexts& t) {
     registry.set_certificates(metrics::Leg::server, cert_infos(t.server));
 }
 
+// Every certificate, key and CA file make_tls_contexts reads with these settings.
+std::vector<std::string> tls_files(const Config& cfg) {
+    std::vector<std::string> out;
+    auto add = [&](const std::string& f) {
+        if (!f.empty()) out.push_back(f);
+    };
+    if (cfg.effective_client_tls() != TlsMode::disable) {
+        add(cfg.cert);
+        add(cfg.key);
+        add(cfg.client_ca);
+    }
+    if (server_negotiation::uses_tls(cfg.server_tls)) {
+        add(cfg.server_cert);
+        add(cfg.server_key);
+        add(cfg.server_ca);
+    }
+    return out;
+}
+
+std::string subjects(const TlsContexts& t) {
+    std::string s;
+    for (const auto& c : cert_infos(t.client)) s += (s.empty() ? "" : ", ") + c.subject;
+    return s.empty() ? "none" : s;
+}
+
+std::string seconds_text(double s) {
+    return fmt::format("{:g}s", s);
+}
+
 }  // namespace
 
 std::string compiled_libraries_csv() {
@@ -87,6 +117,8 @@ int run_gateway(const Config& cfg_in) {
     }
     if (backend) shared.library = backend->name();
     TlsContexts contexts;
+    const std::vector<std::string> files = backend ? tls_files(cfg) : std::vector<std::string>{};
+    std::string loaded_digest = files_digest(files);  // what the contexts were made from
     if (!make_tls_contexts(cfg, backend, contexts, error)) {
         spdlog::critical("{}", error);
         return 2;
@@ -135,53 +167,89 @@ int run_gateway(const Config& cfg_in) {
         endpoint_name(admin.local_endpoint()));
     registry.readiness().ready = true;
 
-    // Signals: SIGTERM/SIGINT start a drain (a second one stops at once); SIGHUP reloads TLS.
-    asio::steady_timer drain_poll(main_io);
-    auto drain_deadline = std::chrono::steady_clock::time_point::max();
-    std::function<void()> poll_drain = [&] {
-        std::size_t live = 0;
-        for (auto& w : pool) live += w->live_sessions();
-        if (live == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-            if (live) spdlog::warn("drain timeout: closing {} sessions", live);
-            admin.stop();
-            main_io.stop();
+    // The one TLS reload, for SIGHUP and for files changed on disk: both legs' contexts made
+    // afresh and handed to every worker for its new sessions (open sessions keep theirs). A
+    // failure (unreadable, half-written, key of another certificate) keeps the current ones.
+    auto reload_tls = [&](std::string_view why) {
+        loaded_digest = files_digest(files);
+        std::string err;
+        TlsContexts fresh;
+        if (!make_tls_contexts(cfg, backend, fresh, err)) {
+            registry.tls_reloaded(false);
+            spdlog::error("{}: TLS reload failed, keeping the current certificates: {}", why, err);
             return;
         }
-        drain_poll.expires_after(std::chrono::milliseconds(100));
-        drain_poll.async_wait([&](error_code ec) {
-            if (!ec) poll_drain();
-        });
+        for (auto& w : pool) w->set_tls(fresh);
+        publish_certificates(registry, fresh);
+        registry.tls_reloaded(true);
+        spdlog::info("{}: TLS certificates reloaded (client leg: {})", why, subjects(fresh));
     };
-    bool draining = false;
+    // Files changed: reloaded once their contents differ from what was loaded last, so that
+    // unrelated activity in a watched directory costs a read of a few files and nothing more.
+    CertWatcher watcher(main_io, files, [&] {
+        if (files_digest(files) == loaded_digest) return;
+        reload_tls("certificate files changed");
+    });
+    if (!files.empty()) {
+        std::string err;
+        if (!watcher.start(err))
+            spdlog::warn("cannot watch the certificate files ({}); reload them with SIGHUP", err);
+        else
+            spdlog::info("watching {} for certificate changes", [&] {
+                std::string dirs;
+                for (const auto& d : watcher.directories()) dirs += (dirs.empty() ? "" : ", ") + d;
+                return dirs;
+            }());
+    }
+
+    auto live_sessions = [&] {
+        std::size_t n = 0;
+        for (auto& w : pool) n += w->live_sessions();
+        return n;
+    };
+    const char* drain_trigger = "SIGTERM";
+    Drain drain(main_io, DrainSettings::from_seconds(cfg.drain_delay, cfg.drain_timeout),
+                DrainHooks{
+                    .stop_accepting =
+                        [&] {
+                            spdlog::info(
+                                "{}: draining: no new connections; sessions end when idle (up to "
+                                "{}); {} open",
+                                drain_trigger, seconds_text(cfg.drain_timeout), live_sessions());
+                            for (auto& w : pool) w->begin_drain();
+                        },
+                    .force =
+                        [&] {
+                            for (auto& w : pool) w->force_drain();
+                        },
+                    .live = live_sessions,
+                    .done =
+                        [&] {
+                            watcher.stop();
+                            admin.stop();
+                            main_io.stop();
+                        },
+                });
+
+    // Signals: SIGTERM/SIGINT start a drain (a second one stops at once); SIGHUP reloads TLS.
     std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
         if (ec) return;
+        const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
         if (sig == SIGHUP) {
-            std::string err;
-            TlsContexts fresh;
-            if (!make_tls_contexts(cfg, backend, fresh, err)) {
-                spdlog::error("SIGHUP: TLS reload failed, keeping the current certificates: {}",
-                              err);
-            } else {
-                for (auto& w : pool) w->set_tls(fresh);
-                publish_certificates(registry, fresh);
-                spdlog::info("SIGHUP: TLS certificates reloaded");
-            }
-        } else if (std::exchange(draining, true)) {
-            spdlog::warn("second signal: stopping now");
+            reload_tls(name);
+        } else if (drain.phase() != Drain::Phase::idle) {
+            spdlog::warn("second signal ({}): stopping now", name);
             main_io.stop();
             return;
         } else {
-            spdlog::info(
-                "{}: draining: no new connections; sessions end when idle (up to {}s); {} open",
-                sig == SIGTERM ? "SIGTERM" : "SIGINT", kDrainTimeout.count(), [&] {
-                    std::size_t n = 0;
-                    for (auto& w : pool) n += w->live_sessions();
-                    return n;
-                }());
-            registry.readiness().draining = true;
-            for (auto& w : pool) w->begin_drain();
-            drain_deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-            poll_drain();
+            registry.readiness().draining = true;  // /readyz 503 from now on
+            drain_trigger = name;
+            if (cfg.drain_delay > 0)
+                spdlog::info(
+                    "{}: draining: /readyz answers 503; new sessions still served for {} "
+                    "(--drain-delay); {} open",
+                    name, seconds_text(cfg.drain_delay), live_sessions());
+            drain.start();
         }
         signals.async_wait(on_signal);
     };

@@ -55,6 +55,11 @@ void Worker::begin_drain() {
     });
 }
 
+void Worker::force_drain() {
+    begin_drain();
+    asio::post(io_, [this] { drain_.force(); });
+}
+
 void Worker::set_tls(TlsContexts tls) {
     asio::post(io_, [this, tls = std::move(tls)]() mutable { tls_ = std::move(tls); });
 }

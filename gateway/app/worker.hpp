@@ -39,6 +39,9 @@ class Worker {
     // Stops accepting and tells every session to end at its next idle moment (between
     // transactions). Safe from any thread.
     void begin_drain();
+    // The drain timeout: every session still open ends now (FATAL 57P01 where the stream
+    // allows, then close). Implies begin_drain(). Safe from any thread.
+    void force_drain();
     // Replaces the TLS contexts for new sessions. Safe from any thread.
     void set_tls(TlsContexts tls);
     // Ends the event loop (cancels remaining sessions) and joins the thread.

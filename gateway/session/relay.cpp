@@ -95,7 +95,8 @@ bool Relay::idle() const {
 
 // During a drain, ends the session at its first moment between transactions, as PostgreSQL's
 // smart shutdown would: FATAL 57P01 to the client, then close. Sessions in a transaction
-// continue until they commit or roll back (or the drain times out).
+// continue until they commit or roll back, or until the drain times out (DrainSignal::force):
+// then they end too, with the same FATAL when it cannot split a message of the server's.
 awaitable<void> Relay::end_when_drained() {
     // Both waits end early when the relay finishes first and cancels this coroutine (the
     // idle wake-up also ends a wait, by design): leave then, whatever the session's state.
@@ -103,12 +104,14 @@ awaitable<void> Relay::end_when_drained() {
         return cs.cancelled() != asio::cancellation_type::none;
     };
     co_await env_.drain.wait();
-    while (!idle()) {
+    while (!idle() && !env_.drain.forced()) {
         if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
-        co_await idle_wakeup_.async_wait(use_nothrow);
+        co_await (idle_wakeup_.async_wait(use_nothrow) || env_.drain.wait_forced());
     }
     if (cancelled(co_await asio::this_coro::cancellation_state) || !env_.drain.active()) co_return;
-    rec_.close_reason = "drained";
+    const bool busy = !idle();
+    rec_.close_reason = busy ? "drain timeout" : "drained";
+    if (busy && (s2c_writing_ || !tracker_.at_boundary())) co_return;  // closed without a word
     auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
                                   "terminating connection due to administrator command");
     co_await client_.write_all(msg);

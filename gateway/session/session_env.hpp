@@ -48,25 +48,39 @@ class ConnectionBudget {
     std::atomic<unsigned> used_{0};
 };
 
-// A worker's drain: set once, on the worker's thread. Sessions wait on it to end at their
-// first idle moment.
+// A worker's drain: set on the worker's thread. begin(): sessions wait on it to end at their
+// first idle moment. force() (the drain timeout): sessions still open end now, idle or not.
 class DrainSignal {
   public:
     explicit DrainSignal(asio::io_context& io)
-        : signal_(io, asio::steady_timer::time_point::max()) {}
+        : signal_(io, asio::steady_timer::time_point::max()),
+          force_signal_(io, asio::steady_timer::time_point::max()) {}
     bool active() const { return active_; }
+    bool forced() const { return forced_; }
     void begin() {
         active_ = true;
         signal_.cancel();
+    }
+    // Implies begin().
+    void force() {
+        begin();
+        forced_ = true;
+        force_signal_.cancel();
     }
     // Completes when begin() is called (at once if it was), or when the waiter is cancelled.
     awaitable<void> wait() {
         if (!active_) co_await signal_.async_wait(use_nothrow);
     }
+    // Completes when force() is called (at once if it was), or when the waiter is cancelled.
+    awaitable<void> wait_forced() {
+        if (!forced_) co_await force_signal_.async_wait(use_nothrow);
+    }
 
   private:
     bool active_ = false;
-    asio::steady_timer signal_;  // never expires: cancel() is the wake-up
+    bool forced_ = false;
+    asio::steady_timer signal_;        // never expires: cancel() is the wake-up
+    asio::steady_timer force_signal_;  // likewise, for force()
 };
 
 struct SessionEnv {

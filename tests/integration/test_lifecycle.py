@@ -1,0 +1,422 @@
+"""pggw's life in a Kubernetes pod behind a load balancer: certificates rotated on disk (the
+kubelet's ..data symlink swap, no signal), the drain after SIGTERM (--drain-delay,
+--drain-timeout, a second signal), and an admin port that a crowd of idle connections cannot
+starve.
+
+Real peers only: psql and psycopg2 (libpq 15), Python ssl and raw protocol bytes, HTTP from
+Python sockets bound to a second loopback address (127.0.0.2) as another source.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from conftest import (PGGW_BIN, PSQL, assert_ready, clean_client_env, client_context,
+                      closing_all, conninfo, connect, describe, error_fields, gen_cert,
+                      parse_messages, psql, recv_all_until_close, run, simple_query, starttls,
+                      tls_backends, trust_session)
+
+LIBS = tls_backends()
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+def http_get(port: int, path: str, source: str | None = None, timeout: float = 5):
+    """GET over a fresh connection (from `source`, a local address, when given): (status, body)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: pggw\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
+    return status, body.decode(errors="replace")
+
+
+def metric(gw, series: str) -> float | None:
+    """The value of one sample, written exactly as exported (name{labels})."""
+    status, body = http_get(gw.metrics_port, "/metrics")
+    assert status == 200, status
+    for line in body.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+def wait_for(pred, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(step)
+
+
+def dsn(gw, sslmode="disable"):
+    return conninfo(host="127.0.0.1", port=gw.port, user="bob", dbname="appdb", sslmode=sslmode)
+
+
+def first_cert_der(pem_file: Path) -> bytes:
+    """The first certificate of a PEM file (the leaf), DER."""
+    text = pem_file.read_text()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(text[:text.index(end) + len(end)] + "\n")
+
+
+def served_cert(gw) -> bytes:
+    """The certificate pggw presents to a new TLS handshake (SSLRequest, then TLS), DER."""
+    with starttls(gw.addr, client_context()) as s:
+        return s.getpeercert(binary_form=True)
+
+
+class SecretMount:
+    """A directory laid out as the kubelet writes a mounted Secret:
+        dir/..2026_NN/{tls.crt,tls.key}   the files of one version
+        dir/..data -> ..2026_NN           swapped atomically (a new symlink renamed over it)
+        dir/tls.crt -> ..data/tls.crt     what pggw is given
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True)
+        self.current = None
+        self.n = 0
+
+    def _version(self, crt: Path, key: Path) -> str:
+        self.n += 1
+        name = f"..2026_11_30_10_00_{self.n:02d}.{os.getpid()}"
+        d = self.path / name
+        d.mkdir()
+        shutil.copyfile(crt, d / "tls.crt")
+        shutil.copyfile(key, d / "tls.key")
+        os.chmod(d / "tls.key", 0o600)
+        return name
+
+    def init(self, crt: Path, key: Path):
+        self.current = self._version(crt, key)
+        os.symlink(self.current, self.path / "..data")
+        os.symlink("..data/tls.crt", self.path / "tls.crt")
+        os.symlink("..data/tls.key", self.path / "tls.key")
+
+    def swap(self, crt: Path, key: Path):
+        new = self._version(crt, key)
+        os.symlink(new, self.path / "..data_tmp")
+        os.rename(self.path / "..data_tmp", self.path / "..data")  # atomic
+        shutil.rmtree(self.path / self.current)
+        self.current = new
+
+    @property
+    def crt(self) -> Path:
+        return self.path / "tls.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.path / "tls.key"
+
+
+# --------------------------------------------------------------------------------------
+# Certificates rotated on disk
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("lib", LIBS)
+def test_certificate_rotated_by_symlink_swap_without_signal(pggw, cluster, lib, tmp_path):
+    a = gen_cert(tmp_path / "a", "localhost")
+    b = gen_cert(tmp_path / "b", "rotated.pggw.test", "localhost")
+    c = gen_cert(tmp_path / "c", "third.pggw.test", "localhost")
+    mount = SecretMount(tmp_path / "secret")
+    mount.init(a["server.crt"], a["server.key"])
+    gw = pggw("--tls-library", lib, "--client-tls", "require", "--cert", str(mount.crt),
+              "--key", str(mount.key), "--workers", "2", backend=cluster.addr)
+    assert gw.wait_log(r"watching .*secret.* for certificate changes", 5), gw.log_text()
+    assert served_cert(gw) == first_cert_der(a["server.crt"])
+    assert metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 0
+    assert metric(gw, 'pggw_tls_reloads_total{result="error"}') == 0
+
+    # A session opened before any rotation, kept open across all of them.
+    conn = psycopg2.connect(dsn(gw, "require"), connect_timeout=5)
+    try:
+        cur = conn.cursor()
+        cur.execute("select 1")
+        assert cur.fetchone() == (1,)
+
+        # 1. The kubelet's swap, no signal: new handshakes get the new certificate.
+        t0 = time.monotonic()
+        mount.swap(b["server.crt"], b["server.key"])
+        want = first_cert_der(b["server.crt"])
+        wait_for(lambda: served_cert(gw) == want, 5, "the new certificate served")
+        elapsed = time.monotonic() - t0
+        assert elapsed < 3, f"reloaded after {elapsed:.1f}s"
+        assert metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 1
+        assert metric(gw, 'pggw_tls_reloads_total{result="error"}') == 0
+        expiry = "pggw_tls_certificate_expiry_timestamp_seconds"
+        assert metric(gw, f'{expiry}{{leg="client",subject="CN=rotated.pggw.test"}}')
+        assert metric(gw, f'{expiry}{{leg="client",subject="CN=localhost"}}') is None
+        assert gw.wait_log(r"certificate files changed: TLS certificates reloaded", 2)
+        cur.execute("select 2")
+        assert cur.fetchone() == (2,)
+        # A new libpq session verifies the new certificate against the new CA.
+        r = psql(conninfo(host="localhost", port=gw.port, user="bob", dbname="appdb",
+                          sslmode="verify-full", sslrootcert=b["ca.crt"]), "select 'new'")
+        assert r.returncode == 0 and r.stdout.strip() == "new", r.stderr
+
+        # 2. A broken replacement (c's certificate with a's key): the old one keeps serving.
+        mount.swap(c["server.crt"], a["server.key"])
+        wait_for(lambda: metric(gw, 'pggw_tls_reloads_total{result="error"}') == 1, 5,
+                 "the failed reload counted")
+        assert gw.wait_log(r"certificate files changed: TLS reload failed, keeping the current "
+                           r"certificates", 2), gw.log_text()[-2000:]
+        assert served_cert(gw) == want
+        assert metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 1
+        assert metric(gw, f'{expiry}{{leg="client",subject="CN=rotated.pggw.test"}}')
+        cur.execute("select 3")
+        assert cur.fetchone() == (3,)
+        r = psql(dsn(gw, "require"), "select 'still served'")
+        assert r.returncode == 0 and r.stdout.strip() == "still served", r.stderr
+
+        # 3. Fixed: the good pair is taken.
+        mount.swap(c["server.crt"], c["server.key"])
+        want = first_cert_der(c["server.crt"])
+        wait_for(lambda: served_cert(gw) == want, 5, "the repaired certificate served")
+        assert metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 2
+        assert metric(gw, 'pggw_tls_reloads_total{result="error"}') == 1
+
+        # SIGHUP still reloads, and counts.
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 3, 5,
+                 "the SIGHUP reload counted")
+
+        cur.execute("select 4")
+        assert cur.fetchone() == (4,)
+    finally:
+        conn.close()
+    assert gw.alive()
+
+
+# --------------------------------------------------------------------------------------
+# Drain
+# --------------------------------------------------------------------------------------
+def fatal_57p01(data: bytes) -> dict:
+    msgs = parse_messages(data)
+    assert msgs and msgs[-1][0] == b"E", f"no ErrorResponse before the close: {data[:120]!r}"
+    f = error_fields(msgs[-1][1])
+    assert f["C"] == "57P01" and f["S"] == "FATAL", describe(msgs)
+    assert f["M"] == "terminating connection due to administrator command", f
+    return f
+
+
+def refused(addr) -> bool:
+    try:
+        with socket.create_connection(addr, timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_drain_delay_then_timeout(pggw, cluster):
+    """--drain-delay 2 --drain-timeout 3: /readyz 503 at once; new sessions served for 2 s, then
+    connections refused; a query running at SIGTERM completes; a transaction still open at the
+    timeout (2 + 3 s) gets FATAL 57P01; pggw exits 0."""
+    gw = pggw("--client-tls", "disable", "--drain-delay", "2", "--drain-timeout", "3",
+              backend=cluster.addr)
+    assert http_get(gw.metrics_port, "/readyz")[0] == 200
+    in_tx = connect(gw.addr)
+    with closing_all([in_tx]):
+        msgs, _ = trust_session(in_tx)
+        assert_ready(msgs)
+        out = simple_query(in_tx, "begin")
+        assert out[-1] == (b"Z", b"T"), describe(out)
+
+        sleeper = subprocess.Popen(
+            [PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", dsn(gw), "-c",
+             "select 'slept' from pg_sleep(3)"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_client_env())
+        wait_for(lambda: cluster.sql("select count(*) from pg_stat_activity "
+                                     "where query like '%pg_sleep(3)%' and pid <> "
+                                     "pg_backend_pid()") == "1", 5, "pg_sleep running")
+
+        gw.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        wait_for(lambda: http_get(gw.metrics_port, "/readyz")[0] == 503, 1, "/readyz 503")
+        assert http_get(gw.metrics_port, "/healthz")[0] == 200
+        assert gw.wait_log(r"SIGTERM: draining: /readyz answers 503; new sessions still served "
+                           r"for 2s", 2)
+
+        # During the delay: a new session is served.
+        time.sleep(0.5)
+        r = psql(dsn(gw), "select 'during the delay'")
+        assert r.returncode == 0 and r.stdout.strip() == "during the delay", r.stderr
+        assert time.monotonic() - t0 < 2, "the check ran after the delay"
+
+        # After the delay: refused.
+        wait_for(lambda: refused(gw.addr), 2.5, "connections refused after the delay")
+        assert time.monotonic() - t0 >= 1.9
+
+        # The query running at SIGTERM completes.
+        out, err = sleeper.communicate(timeout=10)
+        assert sleeper.returncode == 0 and out.strip() == "slept", err
+        assert gw.alive(), "pggw exited before the timeout with a transaction open"
+
+        # The open transaction: FATAL 57P01 at the timeout, then the connection is closed.
+        data = recv_all_until_close(in_tx, 8)
+        t_end = time.monotonic() - t0
+        fatal_57p01(data)
+        assert 4.5 <= t_end <= 6.5, f"ended {t_end:.1f}s after SIGTERM (delay 2 + timeout 3)"
+    rc = gw.proc.wait(5)
+    assert rc == 0, f"exit status {rc}\n{gw.log_text()[-3000:]}"
+    log = gw.log_text()
+    assert "drain timeout: ending 1 remaining sessions" in log, log[-3000:]
+    assert re.search(r"reason=\W?drain timeout", log), log[-3000:]
+
+
+def test_drain_ends_idle_sessions_and_waits_for_a_query(pggw, cluster):
+    """No delay: an idle session gets 57P01 at once, a running query is answered first (then
+    57P01 too), and pggw exits 0 before the timeout."""
+    gw = pggw("--client-tls", "disable", "--drain-timeout", "20", backend=cluster.addr)
+    idle, busy = connect(gw.addr), connect(gw.addr)
+    with closing_all([idle, busy]):
+        for s in (idle, busy):
+            assert_ready(trust_session(s)[0])
+        busy.sendall(b"Q" + (len("select pg_sleep(1.5)") + 5).to_bytes(4, "big") +
+                     b"select pg_sleep(1.5)\0")
+        time.sleep(0.2)
+        gw.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        fatal_57p01(recv_all_until_close(idle, 3))
+        assert time.monotonic() - t0 < 1
+        data = recv_all_until_close(busy, 5)
+        kinds = [k for k, _ in parse_messages(data)]
+        assert kinds[:2] == [b"T", b"D"] and b"Z" in kinds, describe(parse_messages(data))
+        fatal_57p01(data)
+    rc = gw.proc.wait(5)
+    assert rc == 0, gw.log_text()[-3000:]
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("first,second", [(signal.SIGTERM, signal.SIGTERM),
+                                          (signal.SIGINT, signal.SIGTERM)])
+def test_second_signal_exits_at_once(pggw, cluster, first, second):
+    gw = pggw("--client-tls", "disable", "--drain-delay", "10", "--drain-timeout", "30",
+              backend=cluster.addr)
+    s = connect(gw.addr)
+    with closing_all([s]):
+        assert_ready(trust_session(s)[0])
+        assert simple_query(s, "begin")[-1] == (b"Z", b"T")
+        gw.proc.send_signal(first)
+        assert gw.wait_log(r"draining", 2)
+        time.sleep(0.3)
+        assert gw.alive()
+        t0 = time.monotonic()
+        gw.proc.send_signal(second)
+        rc = gw.proc.wait(3)
+        assert time.monotonic() - t0 < 1.5
+        assert rc == 0, gw.log_text()[-2000:]
+        assert "second signal" in gw.log_text()
+
+
+def test_drain_settings_from_the_config_file(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('drain-delay = 15\ndrain_timeout = 45.5\nlisten = ["127.0.0.1:0"]\n')
+    r = run([str(PGGW_BIN), "check-config", "--config", str(good)], timeout=20)
+    assert r.returncode == 0, r.stdout + r.stderr
+    zero = tmp_path / "zero.toml"
+    zero.write_text("drain-delay = 0\n")
+    r = run([str(PGGW_BIN), "check-config", "--config", str(zero)], timeout=20)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("\ndrain-timeout = 0\n")
+    r = run([str(PGGW_BIN), "check-config", "--config", str(bad)], timeout=20)
+    assert r.returncode != 0
+    assert f"{bad}:2:" in r.stdout + r.stderr and "drain-timeout" in r.stdout + r.stderr
+    # Refused before anything starts (exit 2, the flag named).
+    for flag, value in (("--drain-delay", "-1"), ("--drain-timeout", "0"),
+                        ("--drain-delay", "soon")):
+        r = run([str(PGGW_BIN), flag, value, "--listen", "127.0.0.1:0", "--metrics-listen",
+                 "127.0.0.1:0"], timeout=20)
+        assert r.returncode == 2 and flag in r.stderr, (flag, value, r.stdout + r.stderr)
+
+
+# --------------------------------------------------------------------------------------
+# Admin port under a crowd
+# --------------------------------------------------------------------------------------
+def test_admin_port_answers_probes_while_a_crowd_holds_connections(pggw, cluster):
+    gw = pggw("--client-tls", "disable", backend=cluster.addr)
+    port = gw.metrics_port
+    crowd = []
+    with closing_all(crowd):
+        for _ in range(64):  # the issue's 64 idle connections, from one source
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            crowd.append(s)
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", port))
+        # Probes from another source: answered at once.
+        for path, want in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
+            t0 = time.monotonic()
+            status, body = http_get(port, path, source="127.0.0.2", timeout=2)
+            assert status == want, (path, status, body[:200])
+            assert time.monotonic() - t0 < 1, f"{path} took {time.monotonic() - t0:.2f}s"
+        # Most of the crowd was turned away at once (16 per source); the rest is closed after
+        # the 5 s request deadline.
+        t0 = time.monotonic()
+        open_after = 0
+        for s in crowd:
+            s.settimeout(max(0.05, 7 - (time.monotonic() - t0)))
+            try:
+                if s.recv(1) == b"":
+                    continue
+            except (ConnectionResetError, socket.timeout):
+                pass
+            open_after += 1
+        assert open_after == 0, f"{open_after} idle connections still open after 7 s"
+        assert gw.wait_log(r"admin: closed \d+ connection\(s\) over the cap .*16 per source", 2)
+
+
+def test_admin_port_closes_a_connection_sending_headers_slowly(pggw, cluster):
+    gw = pggw("--client-tls", "disable", backend=cluster.addr)
+    s = socket.create_connection(("127.0.0.1", gw.metrics_port), timeout=10)
+    with closing_all([s]):
+        t0 = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: pggw\r\n")
+        closed_at = None
+        for i in range(20):  # one header line a second: never a whole request
+            time.sleep(0.5)
+            try:
+                s.sendall(f"X-Slow-{i}: 1\r\n".encode())
+            except (BrokenPipeError, ConnectionResetError):
+                closed_at = time.monotonic() - t0
+                break
+            s.settimeout(0.5)
+            try:
+                if s.recv(1024) == b"":
+                    closed_at = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                closed_at = time.monotonic() - t0
+                break
+        assert closed_at is not None, "the slow connection was never closed"
+        assert 4.5 <= closed_at <= 7, f"closed after {closed_at:.1f}s (deadline 5 s)"
+    # And a normal probe right after is fine.
+    assert http_get(gw.metrics_port, "/healthz")[0] == 200
