@@ -136,7 +136,11 @@ NegotiationAction ClientNegotiation::decode() {
                            "TLS required: pggw accepts only encrypted connections from \"" +
                                client_host_ + "\" (connect with sslmode=require or stronger)",
                            Refusal::tls_required);
-            } else if (mode_ == TlsMode::verify_full && peer_cn_ != p.user) {
+            } else if (mode_ == TlsMode::verify_full &&
+                       (peer_cn_.empty() ||
+                        peer_cn_ != std::string_view(p.user).substr(0, pg::kMaxIdentifierLength))) {
+                // PostgreSQL compares the CN with the user name as it keeps it: truncated to
+                // NAMEDATALEN - 1 bytes. A certificate without a CN matches nobody.
                 a = refuse(pg::sqlstate::invalid_authorization_specification,
                            "certificate validation (clientcert=verify-full) failed for user \"" +
                                p.user + "\": CN mismatch",

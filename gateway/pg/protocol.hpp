@@ -1,6 +1,7 @@
 // PostgreSQL wire-protocol constants and the few messages pggw itself writes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,6 +19,9 @@ constexpr std::uint32_t kProtocol32 = (3u << 16) | 2u;               // 196610
 constexpr std::uint32_t kMaxStartupPacketBody = 10000;
 // CancelRequest: length 16 in protocol 3.0; the secret key may be up to 256 bytes in 3.2.
 constexpr std::uint32_t kMaxCancelKey = 256;
+
+// NAMEDATALEN - 1: PostgreSQL truncates user and database names to this many bytes.
+constexpr std::size_t kMaxIdentifierLength = 63;
 
 constexpr std::uint8_t kTlsHandshakeRecord = 0x16;  // first byte of a direct TLS ClientHello
 

@@ -235,6 +235,26 @@ TEST(ClientNegotiation, VerifyFullComparesCommonNameWithUser) {
     EXPECT_NE(a.message.find("user \"alice\": CN mismatch"), std::string::npos);
 }
 
+// PostgreSQL truncates the user name to 63 bytes before comparing it with the CN; a
+// certificate without a CN matches no user (an empty user is refused by the decoder's caller
+// long before, but an empty CN must never equal anything).
+TEST(ClientNegotiation, VerifyFullTruncatesTheUserAndRefusesAnEmptyCn) {
+    auto run_with = [](const std::string& user, const std::string& cn) {
+        ClientNegotiation n(TlsMode::verify_full, "192.0.2.7");
+        n.feed(kSsl);
+        n.next();
+        n.next();
+        n.tls_established(cn);
+        n.feed(test::startup({{"user", user}}));
+        return n.next().kind;
+    };
+    const std::string long_user(70, 'u');
+    EXPECT_EQ(run_with(long_user, long_user.substr(0, 63)), A::startup);
+    EXPECT_EQ(run_with(long_user, long_user), A::refuse);  // PostgreSQL sees 63 bytes
+    EXPECT_EQ(run_with("", ""), A::refuse);
+    EXPECT_EQ(run_with("alice", ""), A::refuse);
+}
+
 TEST(ClientNegotiation, InvalidPacketsCloseOrRefuse) {
     // A length below 8: closed, counted as invalid, the decoder's reason kept for the log.
     Bytes bad = {0, 0, 0, 4, 0, 0, 0, 0};
