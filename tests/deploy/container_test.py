@@ -15,7 +15,7 @@
    container; the test asks /readyz and /healthz itself), and the Secret as a hostPath laid out
    the way the kubelet lays out a Secret volume (..data symlink; podman 4.3 writes Secret
    volumes base64-encoded). psql through TLS; the pod's user, capabilities and read-only root
-   as the manifest's securityContext says; a certificate rotated the kubelet's way (new
+   as the manifest's securityContext says; JSON log lines (the ConfigMap's log-format); a certificate rotated the kubelet's way (new
    directory, atomic ..data swap, no signal) is served; `podman pod stop` drains and exits 0.
 
 Needs root (debootstrap, rootful podman, initdb as the postgres user). Prints each phase's time.
@@ -356,6 +356,19 @@ def kube_overlay(pg: Postgres, secret_dir: Path, out: Path) -> tuple[Path, dict]
     return path, dep
 
 
+def dep_toml(kube: Path) -> str:
+    return next(d for d in yaml.safe_load_all(kube.read_text())
+                if d["kind"] == "ConfigMap")["data"]["pggw.toml"]
+
+
+def is_json_log(line: str) -> bool:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and {"time", "level", "msg"} <= obj.keys()
+
+
 def test_kube_play(pg: Postgres, certs: Path, certs2: Path, tmp: Path) -> None:
     phase("podman kube play: deploy/kubernetes Deployment + ConfigMap (test overlay)")
     secret_dir = tmp / "secret"
@@ -378,7 +391,12 @@ def test_kube_play(pg: Postgres, certs: Path, certs2: Path, tmp: Path) -> None:
         assert http_status(mport, "/healthz") == 200, "livenessProbe /healthz"
         r = psql(port, certs / "ca.crt", "select current_user || ' ' || 41+1")
         assert r.returncode == 0 and r.stdout.strip() == "postgres 42", f"psql: {r.stdout}{r.stderr}"
-        logs = container_logs(name)
+        # The ConfigMap's log-format took effect: one JSON object per line.
+        if re.search(r'^log-format = "json"', dep_toml(kube), re.M):
+            r = podman("logs", name)
+            lines = [l for l in (r.stdout + "\n" + r.stderr).splitlines() if l.strip()]
+            bad = [l for l in lines if not is_json_log(l)]
+            assert lines and not bad, f"log-format json, yet lines that are not: {bad[:3]}"
         print(f"  psql verify-full through the pod on :{port}; uid 10001, no capabilities, "
               f"read-only root; config from the ConfigMap")
 
