@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -68,22 +69,36 @@ class SaslOfferFilter {
     std::vector<std::uint8_t> held_;
 };
 
-// What a session runs when the server leg is TLS and channel binding cannot pass: with a
-// plaintext client leg, the offer is filtered; with a TLS client leg, -PLUS is refused.
+// What a session runs when channel binding cannot pass:
+//  - server leg TLS, client leg plaintext: the -PLUS offer is filtered (libpq would refuse it);
+//  - server leg TLS, client leg TLS with another certificate: a -PLUS choice is refused;
+//  - server leg plaintext: PostgreSQL offers -PLUS only over TLS, so an offer there comes from
+//    something that is not a genuine PostgreSQL (or from a man in the middle): filtered.
 class ChannelBindingGuard {
   public:
-    explicit ChannelBindingGuard(bool client_leg_tls) : client_tls_(client_leg_tls) {}
+    enum Action { strip_offer, refuse_plus };
+    explicit ChannelBindingGuard(Action a) : action_(a) {}
+    // The guard for a session, if it needs one.
+    static std::optional<ChannelBindingGuard> for_legs(bool client_tls, bool server_tls,
+                                                       bool channel_binding_ok) {
+        if (!server_tls) return ChannelBindingGuard(strip_offer);
+        if (!client_tls) return ChannelBindingGuard(strip_offer);
+        if (!channel_binding_ok) return ChannelBindingGuard(refuse_plus);
+        return std::nullopt;
+    }
     // server to client: what to send on now (empty: wait for more).
     std::span<const std::uint8_t> server_bytes(std::span<const std::uint8_t> in) {
-        return client_tls_ ? in : filter_.feed(in);
+        return action_ == strip_offer ? filter_.feed(in) : in;
     }
     // client to server: true when the client chose SCRAM-SHA-256-PLUS (refuse it).
     bool client_chose_plus(std::span<const std::uint8_t> in) {
-        return client_tls_ && watch_.feed(in) == SaslMechanismWatch::plus;
+        return action_ == refuse_plus && watch_.feed(in) == SaslMechanismWatch::plus;
     }
+    // strip_offer: the server did offer -PLUS (and it was removed).
+    bool stripped() const { return filter_.stripped(); }
 
   private:
-    bool client_tls_;
+    Action action_;
     SaslOfferFilter filter_;
     SaslMechanismWatch watch_;
 };

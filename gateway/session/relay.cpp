@@ -1,5 +1,7 @@
 #include "gateway/session/relay.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 
 #include "gateway/pg/protocol.hpp"
@@ -15,14 +17,17 @@ Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server
       client_(client),
       server_(server),
       idle_wakeup_(client.socket().get_executor(), asio::steady_timer::time_point::max()) {
-    if (server.encrypted() && (!client.encrypted() || !channel_binding_ok))
-        cb_guard_.emplace(client.encrypted());
+    cb_guard_ =
+        ChannelBindingGuard::for_legs(client.encrypted(), server.encrypted(), channel_binding_ok);
 }
 
 awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     env_.metrics.bytes(Direction::server_to_client, pending.size());
     rec_.bytes_s2c += pending.size();
-    if (cb_guard_) pending = cb_guard_->server_bytes(pending);
+    if (cb_guard_) {
+        pending = cb_guard_->server_bytes(pending);
+        if (cb_guard_->stripped()) note_stripped_offer();
+    }
     tracker_.feed(pending);
     if (!pending.empty()) {
         // co_await on its own, never inside && or ||: GCC 12 resumes such a coroutine with a
@@ -36,6 +41,17 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     co_await ((transfer(client_, server_, Direction::client_to_server) &&
                transfer(server_, client_, Direction::server_to_client)) ||
               end_when_drained());
+}
+
+// A -PLUS offer removed: expected behind a TLS server leg with a plaintext client; over a
+// plaintext server leg, not what a genuine PostgreSQL ever sends.
+void Relay::note_stripped_offer() {
+    if (server_.encrypted()) return;
+    env_.metrics.server_connect_error("scram_plus_over_plaintext");
+    spdlog::warn(
+        "PostgreSQL server {} offered SCRAM-SHA-256-PLUS over a plaintext connection (not a "
+        "genuine PostgreSQL, or a man in the middle); the offer was removed: peer={} user={}",
+        env_.cfg.server.str(), rec_.peer, rec_.user);
 }
 
 awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
@@ -58,7 +74,12 @@ awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
         if (!s2c) client_tracker_.feed(data);
         env_.metrics.bytes(dir, n);
         (s2c ? rec_.bytes_s2c : rec_.bytes_c2s) += n;
-        if (cb_guard_ && s2c && (data = cb_guard_->server_bytes(data)).empty()) continue;
+        if (cb_guard_ && s2c) {
+            const bool before = cb_guard_->stripped();
+            data = cb_guard_->server_bytes(data);
+            if (!before && cb_guard_->stripped()) note_stripped_offer();
+            if (data.empty()) continue;
+        }
         if (cb_guard_ && !s2c && cb_guard_->client_chose_plus(data)) {
             co_await refuse_client(client_, rec_, env_.metrics,
                                    pg::sqlstate::invalid_authorization_specification,

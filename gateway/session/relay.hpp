@@ -28,6 +28,7 @@ class Relay {
     awaitable<void> transfer(Stream& from, Stream& to, metrics::Direction dir);
     awaitable<void> end_when_drained();
     bool idle() const;
+    void note_stripped_offer();
 
     SessionEnv& env_;
     SessionRecord& rec_;

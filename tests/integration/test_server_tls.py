@@ -24,7 +24,7 @@ import pytest
 from conftest import (ALICE_PASSWORD, Cluster, Pggw, cancel_request, check_no_crash,
                       clean_client_env, client_context, conninfo, connect, error_fields, make_ca,
                       make_leaf, psql,
-                      query_message, read_until, recv_exact, ssl_request, starttls,
+                      query_message, read_message, read_until, recv_exact, ssl_request, starttls,
                       startup_message, tls_backends, trust_session, assert_ready)
 
 LIBS = tls_backends()
@@ -611,5 +611,32 @@ def test_unknown_answer_refused(lib):
             assert "unknown response to SSLRequest" in f["M"], f
             assert f["C"] == "08006"
             assert gw.wait_log(r"invalid response to SSL negotiation.*0x58"), gw.log_text()
+    finally:
+        fake.close()
+
+
+def sasl_offer(*mechanisms: str) -> bytes:
+    body = struct.pack("!i", 10) + b"".join(m.encode() + b"\0" for m in mechanisms) + b"\0"
+    return b"R" + struct.pack("!i", len(body) + 4) + body
+
+
+def test_plus_offer_over_a_plaintext_server_leg_is_stripped(lib):
+    """PostgreSQL offers SCRAM-SHA-256-PLUS only over TLS: over a plaintext server leg the
+    offer is not genuine (a man in the middle could use it to steer a client into binding to
+    a certificate of its choosing). pggw strips it, counts it and logs it; SCRAM-SHA-256
+    passes."""
+    fake = FakeServer([answer(sasl_offer("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"))])
+    try:
+        with Pggw("--tls-library", lib, "--client-tls", "disable", "--workers", "1",
+                  backend=fake.addr) as gw:
+            with connect(gw.addr) as s:
+                s.sendall(startup_message("bob", "appdb"))
+                kind, payload = read_message(s)
+            assert kind == b"R", (kind, payload)
+            assert struct.unpack("!i", payload[:4])[0] == 10
+            assert payload[4:] == b"SCRAM-SHA-256\0\0", payload
+            assert gw.wait_log(r"offered SCRAM-SHA-256-PLUS over a plaintext connection")
+            assert wait_metric(gw, "pggw_server_connect_errors_total",
+                               reason="scram_plus_over_plaintext") == 1
     finally:
         fake.close()

@@ -138,11 +138,13 @@ TEST(SaslOfferFilter, OtherFirstMessagesPassUnchanged) {
 TEST(ChannelBindingGuard, ByClientLeg) {
     auto offer = auth_sasl({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"});
     auto plus = sasl_initial("SCRAM-SHA-256-PLUS");
-    ChannelBindingGuard plain(false);  // plaintext client leg: the offer is filtered
+    ChannelBindingGuard plain(
+        ChannelBindingGuard::strip_offer);  // plaintext client leg: the offer is filtered
     auto got = plain.server_bytes(offer);
     EXPECT_EQ(std::vector<std::uint8_t>(got.begin(), got.end()), auth_sasl({"SCRAM-SHA-256"}));
     EXPECT_FALSE(plain.client_chose_plus(plus));
-    ChannelBindingGuard tls(true);  // TLS client leg: the offer passes, -PLUS is refused
+    ChannelBindingGuard tls(
+        ChannelBindingGuard::refuse_plus);  // TLS client leg: the offer passes, -PLUS is refused
     got = tls.server_bytes(offer);
     EXPECT_EQ(std::vector<std::uint8_t>(got.begin(), got.end()), offer);
     EXPECT_TRUE(tls.client_chose_plus(plus));
@@ -169,6 +171,38 @@ TEST(ChannelBinding, CanPassOnlyWithTheServersCertificate) {
     EXPECT_FALSE(channel_binding_can_pass(&different, server));
     EXPECT_FALSE(channel_binding_can_pass(&none, server));
     EXPECT_FALSE(channel_binding_can_pass(nullptr, server));  // plaintext client leg
+}
+
+}  // namespace
+}  // namespace pggw
+
+namespace pggw {
+namespace {
+
+// Which guard a session gets: none only where binding can pass (TLS on both legs with the
+// server's own certificate).
+TEST(ChannelBindingGuard, ForLegs) {
+    using G = ChannelBindingGuard;
+    EXPECT_FALSE(G::for_legs(true, true, true).has_value());
+    EXPECT_TRUE(G::for_legs(true, true, false).has_value());
+    EXPECT_TRUE(G::for_legs(false, true, true).has_value());
+    // A plaintext server leg: a -PLUS offer there is never genuine; it is stripped for
+    // every client leg.
+    for (bool client_tls : {false, true}) {
+        auto g = G::for_legs(client_tls, false, true);
+        ASSERT_TRUE(g.has_value());
+        std::vector<std::uint8_t> sasl = {'R', 0, 0, 0, 0, 0, 0, 0, 10};
+        const std::string mechs =
+            std::string("SCRAM-SHA-256-PLUS") + '\0' + "SCRAM-SHA-256" + '\0' + '\0';
+        sasl.insert(sasl.end(), mechs.begin(), mechs.end());
+        sasl[4] = std::uint8_t(sasl.size() - 1);
+        auto out = g->server_bytes(sasl);
+        std::string seen(out.begin(), out.end());
+        EXPECT_EQ(seen.find("PLUS"), std::string::npos);
+        EXPECT_NE(seen.find("SCRAM-SHA-256"), std::string::npos);
+        EXPECT_TRUE(g->stripped());
+        EXPECT_FALSE(g->client_chose_plus(sasl));
+    }
 }
 
 }  // namespace
