@@ -197,6 +197,14 @@ class Postgres:
                  "-t", "30", "start")
         return self
 
+    def sql(self, query: str) -> str:
+        r = subprocess.run([PSQL, "-X", "-A", "-t", "-h", str(self.dir), "-p", str(self.port),
+                            "-U", "postgres", "-d", "postgres", "-c", query], capture_output=True,
+                           text=True, timeout=30, env=psql_env())
+        if r.returncode != 0:
+            raise AssertionError(f"psql {query!r} on the host's PostgreSQL: {r.stderr}")
+        return r.stdout.strip()
+
     def stop(self):
         subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
                         str(self.data), "-m", "immediate", "-w", "stop"], capture_output=True)
@@ -286,13 +294,16 @@ def test_run(pg: Postgres, certs: Path) -> None:
 
         # A query in flight when podman stop sends SIGTERM completes; /readyz turns 503 at once.
         slow = subprocess.Popen([PSQL, "-X", "-A", "-t", conninfo(port, certs / "ca.crt"), "-c",
-                                 "select 'slept' from pg_sleep(3)"], stdout=subprocess.PIPE,
+                                 "select 'slept' from pg_sleep(5)"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=psql_env())
-        wait_for("the slow session", lambda: sample(metrics(mport), "pggw_sessions_active") >= 1, 10)
+        wait_for("the slow query running on PostgreSQL", lambda: pg.sql(
+            "select count(*) from pg_stat_activity where state = 'active' "
+            "and query like '%pg_sleep(5)' and pid <> pg_backend_pid()") == "1", 10, 0.1)
         t = time.monotonic()
         stop = subprocess.Popen([*PODMAN, "stop", "-t", "40", name], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         wait_for("/readyz 503 during the drain", lambda: http_status(mport, "/readyz") == 503, 5, 0.05)
+        assert slow.poll() is None, "the slow query ended before the drain began: no query in flight"
         out, err = slow.communicate(timeout=30)
         assert slow.returncode == 0 and out.strip() == "slept", \
             f"query in flight at SIGTERM: rc {slow.returncode} {out}{err}"
