@@ -39,8 +39,9 @@ class BoringsslContext final : public Context {
             !SSL_CTX_set_max_proto_version(ctx, version(o.max_version))) {
             return failed("cannot set TLS versions");
         }
-        if (!o.ciphers.empty() && !SSL_CTX_set_strict_cipher_list(ctx, o.ciphers.c_str())) {
-            return failed("invalid cipher list \"" + o.ciphers + "\"");
+        const std::string ciphers = o.ciphers.empty() ? shared::kDefaultTls12Ciphers : o.ciphers;
+        if (!SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str())) {
+            return failed("invalid cipher list \"" + ciphers + "\"");
         }
         const std::string groups = o.groups.empty() ? shared::kDefaultGroups : o.groups;
         if (!SSL_CTX_set1_curves_list(ctx, groups.c_str())) {
@@ -85,10 +86,10 @@ class BoringsslContext final : public Context {
         // ---- sessions, verification, callbacks ----
         static const unsigned char kSessionContext[] = "pggw";
         if (o.role == Role::server) {
-            // No server-side session cache; one TLS 1.3 ticket instead of BoringSSL's two
-            // (each costs ~12 us per handshake here, and libpq never resumes).
+            // No session cache and no tickets (TLS 1.2 and 1.3), as PostgreSQL's
+            // SSL_OP_NO_TICKET: a resumed session would skip the certificate checks (expiry).
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-            SSL_CTX_set_num_tickets(ctx, 1);
+            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
             SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
             if (o.verify != Verify::none) {
                 SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify);

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 #include <system_error>
 
 namespace pggw::tls::shared {
@@ -144,12 +146,25 @@ bool write_pem(const std::filesystem::path& path, mode_t mode, std::string_view 
         error = "cannot encode " + path.string();
         return false;
     }
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    // A new file under a name no one can have prepared (O_EXCL; O_NOFOLLOW: not through a
+    // symlink), written whole, then renamed over path: a reader sees the old file or the new
+    // one, and a symlink planted at path is replaced, never followed.
+    std::random_device rd;
+    std::filesystem::path tmp;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
+        char suffix[24];
+        std::snprintf(suffix, sizeof suffix, ".%08x%08x.tmp", rd(), rd());
+        tmp = path;
+        tmp += suffix;
+        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) {
         error = "cannot create " + path.string() + ": " + std::strerror(errno);
         return false;
     }
-    bool ok = ::fchmod(fd, mode) == 0;
+    bool ok = ::fchmod(fd, mode) == 0;  // the umask may have narrowed it; never widened
     const char* data = pem.data();
     std::size_t len = pem.size();
     while (ok && len > 0) {
@@ -161,8 +176,13 @@ bool write_pem(const std::filesystem::path& path, mode_t mode, std::string_view 
             len -= static_cast<std::size_t>(n);
         }
     }
+    if (ok) ok = ::fsync(fd) == 0;
     if (::close(fd) != 0) ok = false;
-    if (!ok) error = "cannot write " + path.string() + ": " + std::strerror(errno);
+    if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
+    if (!ok) {
+        error = "cannot write " + path.string() + ": " + std::strerror(errno);
+        ::unlink(tmp.c_str());
+    }
     return ok;
 }
 

@@ -36,6 +36,12 @@ enum Alert : int {
     kAlertNoApplicationProtocol = 120,
 };
 
+// Options::ciphers when empty: TLS 1.2 with ECDHE and an AEAD only (names both libraries know).
+// The libraries' own defaults keep static RSA and CBC suites, and the Debian wolfSSL build has
+// NULL and anonymous suites compiled in.
+constexpr const char* kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 // Options::groups when empty.
 constexpr const char* kDefaultGroups = "X25519:P-256";
 
@@ -110,7 +116,8 @@ class EngineBase : public Engine {
 bool prepare_certificate_request(const CertificateRequest& req, std::string& error);
 enum class KeyType { ecdsa_p256, rsa_2048 };
 bool parse_key_type(const std::string& name, KeyType& type, std::string& error);
-// Writes pem to path with mode (set even where the file existed); empty pem: encoding failed.
+// Writes pem to a new file beside path (O_CREAT|O_EXCL|O_NOFOLLOW, mode set whatever the umask)
+// and renames it over path; empty pem: encoding failed.
 bool write_pem(const std::filesystem::path& path, mode_t mode, std::string_view pem,
                std::string& error);
 

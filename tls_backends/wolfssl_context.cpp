@@ -125,16 +125,18 @@ class WolfsslContext final : public Context {
                 WOLFSSL_SUCCESS) {
             return failed("cannot set TLS versions");
         }
-        if (!o.ciphers.empty()) {
+        {
             // Keep the TLS 1.3 suites unless the list names some itself.
-            std::string list = o.ciphers;
+            const std::string ciphers =
+                o.ciphers.empty() ? shared::kDefaultTls12Ciphers : o.ciphers;
+            std::string list = ciphers;
             if (list.find("TLS13-") == std::string::npos &&
                 list.find("TLS_") == std::string::npos) {
                 list = std::string(kTls13Suites) + ":" + list;
             }
-            if (!valid_cipher_list(o.ciphers) ||
+            if (!valid_cipher_list(ciphers) ||
                 wolfSSL_CTX_set_cipher_list(ctx, list.c_str()) != WOLFSSL_SUCCESS) {
-                return failed("invalid cipher list \"" + o.ciphers + "\"");
+                return failed("invalid cipher list \"" + ciphers + "\"");
             }
         }
         const std::string groups = o.groups.empty() ? shared::kDefaultGroups : o.groups;
@@ -186,6 +188,12 @@ class WolfsslContext final : public Context {
         // ---- sessions, verification, callbacks ----
         wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
         if (o.role == Role::server) {
+            // No tickets, TLS 1.2 or 1.3, as PostgreSQL's SSL_OP_NO_TICKET: a resumed session
+            // would skip the certificate checks (expiry).
+            if (wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
+                wolfSSL_CTX_no_ticket_TLSv13(ctx) != 0) {  // 0: success here
+                return failed("cannot turn session tickets off");
+            }
             if (o.verify != Verify::none) {
                 wolfSSL_CTX_set_verify(
                     ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify);

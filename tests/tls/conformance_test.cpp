@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -509,6 +510,51 @@ TEST_P(TlsPair, CipherList) {
     EXPECT_EQ(c.server->info().cipher, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
 }
 
+// With no cipher list given, TLS 1.2 is pinned to ECDHE + AEAD on either side: a peer that
+// offers (client) or accepts (server) only a static-RSA, CBC or NULL suite gets no handshake.
+// An RSA certificate, so that every one of these suites could otherwise be chosen.
+TEST_P(TlsPair, DefaultTls12CiphersAreEcdheAead) {
+    SKIP_UNLESS(cap_cipher_list, "cipher lists");
+    static constexpr const char* kWeak[] = {"AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA",
+                                            "ECDHE-RSA-AES128-SHA256", "NULL-SHA256", "NULL-SHA"};
+    int ran = 0;
+    for (bool weak_server : {false, true}) {
+        for (const char* suite : kWeak) {
+            SCOPED_TRACE(std::string(weak_server ? "server" : "client") + " offers only " + suite);
+            auto so = server_options("server-rsa");
+            auto co = client_options();
+            so.max_version = co.max_version = Version::tls1_2;
+            (weak_server ? so : co).ciphers = suite;
+            std::string error;
+            auto sctx = sb_->new_context(so, error);
+            auto cctx = cb_->new_context(co, error);
+            if (!sctx || !cctx) continue;  // that library does not know the suite at all
+            auto s = sctx->new_engine({});
+            auto c = cctx->new_engine(host("localhost"));
+            auto r = run_handshake(*s, *c);
+            ++ran;
+            EXPECT_FALSE(r.ok()) << "negotiated " << c->info().cipher;
+            EXPECT_NE(r.server, Result::ok) << s->info().cipher;
+            EXPECT_NE(r.client, Result::ok) << c->info().cipher;
+        }
+    }
+    EXPECT_GE(ran, 4) << "too few weak suites known to both libraries to test anything";
+    // The default list itself works, both ways, with both kinds of certificate.
+    for (const char* cert : {"server", "server-rsa"}) {
+        SCOPED_TRACE(cert);
+        auto so = server_options(cert);
+        auto co = client_options();
+        so.max_version = co.max_version = Version::tls1_2;
+        auto c = conn(so, co);
+        ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+        const std::string& cipher = c.client->info().cipher;
+        EXPECT_EQ(cipher.rfind("TLS_ECDHE_", 0), 0u) << cipher;
+        EXPECT_TRUE(cipher.find("_GCM_") != std::string::npos ||
+                    cipher.find("CHACHA20_POLY1305") != std::string::npos)
+            << cipher;
+    }
+}
+
 TEST_P(TlsPair, Groups) {
     for (const char* g : {"P-256", "X25519"}) {
         SCOPED_TRACE(g);
@@ -700,6 +746,77 @@ TEST_P(TlsPair, SniCaptured) {
     auto none = conn(server_options(), client_options(Verify::none), {}, EngineOptions{});
     ASSERT_NO_FATAL_FAILURE(handshake_ok(none));
     EXPECT_EQ(none.server->info().sni, "");
+}
+
+// The server leg never issues session tickets (PostgreSQL sets SSL_OP_NO_TICKET): a resumed
+// session would skip the certificate checks, expiry among them. Observed on the wire: TLS 1.2
+// sends NewSessionTicket (handshake type 4) in clear before the server's ChangeCipherSpec;
+// TLS 1.3 sends it encrypted after the handshake, so any byte the server emits once the client
+// has finished its handshake (and before anyone writes data) is a ticket.
+struct ServerWire {
+    std::vector<std::uint8_t> bytes;  // everything the server sent
+    std::size_t after_client_done = 0;
+    // Handshake message types sent in clear before the server's ChangeCipherSpec (TLS 1.2).
+    std::vector<int> clear_handshake_types() const {
+        std::vector<int> types;
+        std::vector<std::uint8_t> hs;  // handshake bodies, concatenated
+        for (std::size_t pos = 0; pos + 5 <= bytes.size();) {
+            std::uint8_t type = bytes[pos];
+            std::size_t len = (std::size_t{bytes[pos + 3]} << 8) | bytes[pos + 4];
+            if (type == 20 || pos + 5 + len > bytes.size()) break;  // ChangeCipherSpec
+            if (type == 22)
+                hs.insert(hs.end(), bytes.begin() + pos + 5, bytes.begin() + pos + 5 + len);
+            pos += 5 + len;
+        }
+        for (std::size_t pos = 0; pos + 4 <= hs.size();) {
+            types.push_back(hs[pos]);
+            pos += 4 + ((std::size_t{hs[pos + 1]} << 16) | (std::size_t{hs[pos + 2]} << 8) |
+                        hs[pos + 3]);
+        }
+        return types;
+    }
+};
+
+ServerWire handshake_watching_server(Engine& server, Engine& client) {
+    ServerWire w;
+    Result rs = Result::want_input, rc = Result::want_input;
+    for (int step = 0; step < 1000; ++step) {
+        if (rc == Result::want_input) rc = client.handshake();
+        if (rs == Result::want_input) rs = server.handshake();
+        bool moved = transfer(client, server) > 0;
+        auto out = server.output();
+        if (!out.empty()) {
+            w.bytes.insert(w.bytes.end(), out.begin(), out.end());
+            if (rc == Result::ok) w.after_client_done += out.size();
+            moved |= transfer(server, client) > 0;
+        }
+        if (!moved && rs != Result::want_input && rc != Result::want_input) break;
+    }
+    EXPECT_EQ(rs, Result::ok) << describe(server);
+    EXPECT_EQ(rc, Result::ok) << describe(client);
+    return w;
+}
+
+TEST_P(TlsPair, ServerSendsNoSessionTicket) {
+    for (Version v : {Version::tls1_2, Version::tls1_3}) {
+        SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
+        auto co = client_options();
+        co.min_version = co.max_version = v;
+        auto c = conn(server_options(), co);
+        ASSERT_TRUE(c.ok());
+        ServerWire w = handshake_watching_server(*c.server, *c.client);
+        if (v == Version::tls1_2) {
+            auto types = w.clear_handshake_types();
+            ASSERT_FALSE(types.empty());
+            EXPECT_EQ(types.front(), 2) << "the parse must see the ServerHello";
+            EXPECT_EQ(std::count(types.begin(), types.end(), 4), 0) << "NewSessionTicket sent";
+        } else {
+            EXPECT_EQ(w.after_client_done, 0u) << "the server sent a post-handshake message";
+        }
+        // The connection still works.
+        EXPECT_EQ(send(*c.client, *c.server, "after").data, "after");
+        EXPECT_EQ(send(*c.server, *c.client, "back").data, "back");
+    }
 }
 
 TEST_P(TlsPair, ManyEnginesFromOneContext) {

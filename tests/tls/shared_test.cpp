@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace pggw::tls::shared {
 namespace {
@@ -124,6 +126,49 @@ TEST_F(TlsSharedFiles, WritePem) {
     EXPECT_EQ(st.st_mode & 0777, 0600u);  // also where the file existed
     EXPECT_FALSE(write_pem(dir_ / "missing" / "x.crt", 0644, "pem", error));
     EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
+}
+
+// gen-cert never writes through a symlink planted where a key goes, never reuses an existing
+// file (its inode, its owner, its mode) and leaves no temporary file behind.
+TEST_F(TlsSharedFiles, WritePemReplacesAndNeverFollows) {
+    const auto elsewhere = dir_ / "elsewhere";
+    { std::ofstream(elsewhere) << "precious"; }
+    std::filesystem::permissions(elsewhere, std::filesystem::perms::all);
+    const auto path = dir_ / "server.key";
+    std::filesystem::create_symlink(elsewhere, path);
+    std::string error;
+    ASSERT_TRUE(write_pem(path, 0600, "-----KEY-----\n", error)) << error;
+    EXPECT_FALSE(std::filesystem::is_symlink(path));
+    std::stringstream a, b;
+    a << std::ifstream(elsewhere).rdbuf();
+    b << std::ifstream(path).rdbuf();
+    EXPECT_EQ(a.str(), "precious");
+    EXPECT_EQ(b.str(), "-----KEY-----\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(elsewhere.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0777u);
+
+    // An existing file is replaced by a new inode (a reader holding it open keeps the old one).
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    const ino_t before = st.st_ino;
+    ASSERT_TRUE(write_pem(path, 0644, "-----CRT-----\n", error)) << error;
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_NE(st.st_ino, before);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0644u);
+
+    // Created 0600 whatever the umask, and nothing but the two files is left.
+    mode_t old = ::umask(0);
+    ASSERT_TRUE(write_pem(path, 0600, "-----KEY-----\n", error)) << error;
+    ::umask(old);
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+        names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"elsewhere", "server.key"}));
 }
 
 }  // namespace
