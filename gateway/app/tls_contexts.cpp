@@ -1,5 +1,11 @@
 #include "gateway/app/tls_contexts.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "gateway/pg/server_negotiation.hpp"
 
 namespace pggw {
@@ -42,6 +48,31 @@ bool validate_server_tls_settings(const Config& cfg, std::string& error) {
     return true;
 }
 
+bool check_key_file_permissions(const std::string& path, std::string& error) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        error = "could not access private key file \"" + path + "\": " + std::strerror(errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error = "private key file \"" + path + "\" is not a regular file";
+        return false;
+    }
+    if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+        error = "private key file \"" + path + "\" must be owned by the user pggw runs as or root";
+        return false;
+    }
+    if ((st.st_uid == ::geteuid() && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) ||
+        (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0)) {
+        error =
+            "private key file \"" + path +
+            "\" has group or world access; file must have permissions u=rw (0600) or less if "
+            "owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root";
+        return false;
+    }
+    return true;
+}
+
 namespace {
 
 // Makes one leg's context; leg names it in the error ("client" / "server").
@@ -66,6 +97,13 @@ tls::Version min_version(const Config& cfg) {
 bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& out,
                        std::string& error) {
     out = {};
+    // Key files first, as PostgreSQL checks them before loading (be-secure-openssl.c).
+    for (const std::string* key : {&cfg.server_key, &cfg.key}) {
+        if (key->empty()) continue;
+        if (key == &cfg.server_key && !server_negotiation::uses_tls(cfg.server_tls)) continue;
+        if (key == &cfg.key && cfg.effective_client_tls() == TlsMode::disable) continue;
+        if (!check_key_file_permissions(*key, error)) return false;
+    }
     // Toward PostgreSQL: pggw is the TLS client (libpq's role).
     if (server_negotiation::uses_tls(cfg.server_tls)) {
         tls::Options o;

@@ -15,6 +15,11 @@ bool validate_server_tls_settings(const Config& cfg, std::string& error);
 // nullopt-like: returns false and sets error when a certificate or key cannot be used.
 bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& out,
                        std::string& error);
+// PostgreSQL's rule for private key files (be-secure-common.c): a regular file owned by the
+// user pggw runs as, mode u=rw (0600) or less, or owned by root, mode u=rw,g=r (0640) or less.
+// False and error (PostgreSQL's wording) otherwise. make_tls_contexts applies it to --key and
+// --server-key, so it holds at start and on every reload.
+bool check_key_file_permissions(const std::string& path, std::string& error);
 // Whether either leg needs a TLS library.
 bool tls_needed(const Config& cfg);
 
