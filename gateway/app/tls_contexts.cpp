@@ -48,6 +48,19 @@ bool validate_server_tls_settings(const Config& cfg, std::string& error) {
     return true;
 }
 
+std::string key_permission_problem(unsigned owner, unsigned mode, unsigned euid) {
+    if (owner != euid && owner != 0) return "must be owned by the user pggw runs as or root";
+    // As PostgreSQL: the owner rule first, so a root-owned key of a pggw running as root must be
+    // 0600; a root-owned key of another user's pggw may be group-readable (a Kubernetes Secret
+    // mounted with defaultMode 0440 and fsGroup).
+    if ((owner == euid && (mode & (S_IRWXG | S_IRWXO)) != 0) ||
+        (owner == 0 && (mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0))
+        return "has group or world access; file must have permissions u=rw (0600) or less if "
+               "owned by the current user, or permissions u=rw,g=r (0640) or less if owned by "
+               "root";
+    return {};
+}
+
 bool check_key_file_permissions(const std::string& path, std::string& error) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -58,19 +71,10 @@ bool check_key_file_permissions(const std::string& path, std::string& error) {
         error = "private key file \"" + path + "\" is not a regular file";
         return false;
     }
-    if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-        error = "private key file \"" + path + "\" must be owned by the user pggw runs as or root";
-        return false;
-    }
-    if ((st.st_uid == ::geteuid() && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) ||
-        (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0)) {
-        error =
-            "private key file \"" + path +
-            "\" has group or world access; file must have permissions u=rw (0600) or less if "
-            "owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root";
-        return false;
-    }
-    return true;
+    std::string problem = key_permission_problem(st.st_uid, st.st_mode, ::geteuid());
+    if (problem.empty()) return true;
+    error = "private key file \"" + path + "\" " + problem;
+    return false;
 }
 
 namespace {

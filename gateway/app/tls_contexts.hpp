@@ -20,6 +20,9 @@ bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& ou
 // False and error (PostgreSQL's wording) otherwise. make_tls_contexts applies it to --key and
 // --server-key, so it holds at start and on every reload.
 bool check_key_file_permissions(const std::string& path, std::string& error);
+// The rule itself, on a file's owner and mode for a process running as euid: empty when
+// allowed, else what is wrong (the end of PostgreSQL's message).
+std::string key_permission_problem(unsigned owner, unsigned mode, unsigned euid);
 // Whether either leg needs a TLS library.
 bool tls_needed(const Config& cfg);
 
