@@ -1,7 +1,9 @@
 #include "gateway/app/gateway.hpp"
 
 #include <spdlog/spdlog.h>
+
 #include <sys/resource.h>
+#include <future>
 
 #include <boost/asio/signal_set.hpp>
 
@@ -212,6 +214,12 @@ int run_gateway(const Config& cfg_in) {
                 DrainHooks{
                     .stop_accepting =
                         [&] {
+                            // Every listener is closed before any session hears of the drain:
+                            // a session ended with 57P01 means no worker still accepts (each
+                            // worker closes its own, on its thread).
+                            std::vector<std::future<void>> closed;
+                            for (auto& w : pool) closed.push_back(w->close_listeners());
+                            for (auto& f : closed) f.wait_for(std::chrono::seconds(2));
                             spdlog::info(
                                 "{}: draining: no new connections; sessions end when idle (up to "
                                 "{}); {} open",

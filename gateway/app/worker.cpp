@@ -55,6 +55,19 @@ void Worker::begin_drain() {
     });
 }
 
+std::future<void> Worker::close_listeners() {
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    asio::post(io_, [this, done] {
+        for (auto& a : acceptors_) {
+            error_code ignored;
+            a->close(ignored);
+        }
+        done->set_value();
+    });
+    return f;
+}
+
 void Worker::force_drain() {
     begin_drain();
     asio::post(io_, [this] { drain_.force(); });

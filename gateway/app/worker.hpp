@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -39,6 +40,8 @@ class Worker {
     // Stops accepting and tells every session to end at its next idle moment (between
     // transactions). Safe from any thread.
     void begin_drain();
+    // Closes this worker's listeners, on its thread; the future is ready once they are closed.
+    std::future<void> close_listeners();
     // The drain timeout: every session still open ends now (FATAL 57P01 where the stream
     // allows, then close). Implies begin_drain(). Safe from any thread.
     void force_drain();
