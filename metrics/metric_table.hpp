@@ -65,9 +65,9 @@ struct StartupKindDim : AlwaysPrecreate {
 // What became of a connection's PROXY protocol header (--proxy-protocol).
 struct ProxyHeaderResultDim : NeverPrecreate {
     static constexpr std::string_view name = "result";
-    static constexpr std::array<std::string_view, 9> values{
-        "ok",        "local",     "untrusted", "missing", "malformed",
-        "oversized", "truncated", "timeout",   "other"};
+    static constexpr std::array<std::string_view, 9> values{"ok",        "local",     "untrusted",
+                                                            "missing",   "malformed", "oversized",
+                                                            "truncated", "timeout",   "other"};
 };
 struct ReplyDim {
     static constexpr std::string_view name = "reply";

@@ -427,7 +427,8 @@ ParsedCommand parse_command_line(int argc, char** argv) {
     if (cmd.config.listen.empty()) cmd.config.listen.push_back({"0.0.0.0", 6432});
     if (cmd.config.proxy_protocol != proxy_protocol::Mode::off && cmd.config.proxy_trusted.empty())
         errors.push_back(
-            "--proxy-protocol " + std::string(proxy_protocol::mode_name(cmd.config.proxy_protocol)) +
+            "--proxy-protocol " +
+            std::string(proxy_protocol::mode_name(cmd.config.proxy_protocol)) +
             " needs --proxy-trusted CIDR: the addresses of the load balancers that send the "
             "header (anyone else could claim any client address)");
     if (!errors.empty()) {
