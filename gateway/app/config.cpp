@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <span>
 
 #include "tls_backends/tls.hpp"
 
@@ -64,18 +65,22 @@ bool parse_mode(const std::string& v, TlsMode& out, std::string& err) {
     return false;
 }
 
-bool parse_choice(const std::string& v, std::string& out, std::initializer_list<const char*> ok,
+bool parse_choice(const std::string& v, std::string& out, std::span<const std::string_view> ok,
                   std::string& err) {
-    for (const char* c : ok) {
+    for (auto c : ok) {
         if (v == c) {
             out = v;
             return true;
         }
     }
     err = "expected one of";
-    for (const char* c : ok) err += std::string(" ") + c;
+    for (auto c : ok) err += " " + std::string(c);
     err += ", got \"" + v + "\"";
     return false;
+}
+bool parse_choice(const std::string& v, std::string& out,
+                  std::initializer_list<std::string_view> ok, std::string& err) {
+    return parse_choice(v, out, std::span(ok.begin(), ok.size()), err);
 }
 
 Apply str(std::string Config::*field) {
@@ -152,16 +157,7 @@ const std::vector<OptionSpec>& option_table() {
          }},
         {"tls-library", "boringssl|wolfssl", false,
          [](Config& c, const std::string& v, std::string& err) {
-             for (auto name : tls::kLibraryNames) {
-                 if (v == name) {
-                     c.tls_library = v;
-                     return true;
-                 }
-             }
-             err = "expected one of";
-             for (auto name : tls::kLibraryNames) err += " " + std::string(name);
-             err += ", got \"" + v + "\"";
-             return false;
+             return parse_choice(v, c.tls_library, tls::kLibraryNames, err);
          }},
         {"tls-min-version", "1.2|1.3 (default 1.2)", false,
          [](Config& c, const std::string& v, std::string& err) {
