@@ -7,6 +7,7 @@
 //   boringssl_engine.cpp   the sans-IO Engine over a custom memory BIO, and its callbacks
 //   boringssl_context.cpp  the Context: versions, ciphers, groups, certificate, key, CA, ALPN
 //   boringssl_certgen.cpp  gen-cert: a snake-oil CA and server certificate
+//   boringssl_crypto.cpp   SCRAM's primitives (Crypto): SHA-256, HMAC, PBKDF2, random bytes
 //   boringssl_backend.cpp  the Backend and the module's entry point, pggw_tls_backend_v1
 #pragma once
 
@@ -64,5 +65,8 @@ std::unique_ptr<Context> create_context(const Options& o, std::string& error);
 
 // ---- certificate generation (boringssl_certgen.cpp) ----
 bool create_certificates(const CertificateRequest& req, std::string& error);
+
+// ---- SCRAM's primitives (boringssl_crypto.cpp) ----
+const Crypto& crypto_primitives();
 
 }  // namespace pggw::tls::boringssl

@@ -124,6 +124,12 @@ struct HandshakeInfo {
     // SHA-256 of the peer's leaf certificate (DER), when peer_certificate: equal hashes mean the
     // certificate that tls-server-end-point channel binding hashes is the same.
     CertificateHash peer_certificate_sha256{};
+    // tls-server-end-point channel-binding data (RFC 5929 section 4.1), what SCRAM-SHA-256-PLUS
+    // binds to: the hash of the server's leaf certificate (DER), with the hash function of its
+    // signature algorithm, SHA-256 where that is MD5 or SHA-1. The server's certificate is ours
+    // in the server role and the peer's in the client role. Empty when the signature algorithm
+    // names no hash (Ed25519): PostgreSQL cannot bind such a certificate either.
+    std::vector<std::uint8_t> server_end_point;
 };
 
 class Engine {
@@ -189,6 +195,24 @@ enum Capability : std::uint32_t {
     cap_cipher_list = 1u << 5,
 };
 
+// Hashes, key derivation and randomness of the loaded library, for SCRAM (gateway/auth): the
+// protocol code stays free of TLS-library headers. Thread-safe; backend-lifetime.
+using Sha256Digest = std::array<std::uint8_t, 32>;
+class Crypto {
+  public:
+    virtual ~Crypto() = default;
+    virtual Sha256Digest sha256(std::span<const std::uint8_t> data) const = 0;
+    virtual Sha256Digest hmac_sha256(std::span<const std::uint8_t> key,
+                                     std::span<const std::uint8_t> data) const = 0;
+    // PBKDF2-HMAC-SHA-256 (RFC 8018) into out (SCRAM's SaltedPassword: out.size() == 32).
+    // False on a library failure (iterations == 0, out of memory).
+    virtual bool pbkdf2_sha256(std::span<const std::uint8_t> password,
+                               std::span<const std::uint8_t> salt, std::uint32_t iterations,
+                               std::span<std::uint8_t> out) const = 0;
+    // From the library's CSPRNG. False when it cannot deliver.
+    virtual bool random_bytes(std::span<std::uint8_t> out) const = 0;
+};
+
 struct CertificateRequest {
     std::string dir;
     std::vector<std::string> hostnames;   // DNS names or IP literals
@@ -207,6 +231,8 @@ class Backend {
     // Snake-oil CA + server certificate (ca.crt, ca.key, server.crt, server.key; keys 0600).
     // Only where capabilities() has cap_generate_certificates.
     virtual bool generate_certificates(const CertificateRequest& req, std::string& error) = 0;
+    // SCRAM's primitives from this library.
+    virtual const Crypto& crypto() const = 0;
     bool has(Capability c) const { return (capabilities() & c) != 0; }
 };
 

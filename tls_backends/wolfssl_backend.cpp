@@ -19,6 +19,7 @@ class WolfsslBackend final : public Backend {
     bool generate_certificates(const CertificateRequest& req, std::string& error) override {
         return create_certificates(req, error);
     }
+    const Crypto& crypto() const override { return crypto_primitives(); }
 };
 
 }  // namespace

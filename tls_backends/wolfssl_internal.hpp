@@ -10,6 +10,7 @@
 //                        callbacks
 //   wolfssl_context.cpp  the Context: versions, ciphers, groups, certificate, key, CA, ALPN
 //   wolfssl_certgen.cpp  gen-cert: a snake-oil CA and server certificate
+//   wolfssl_crypto.cpp   SCRAM's primitives (Crypto): SHA-256, HMAC, PBKDF2, random bytes
 //   wolfssl_backend.cpp  the Backend and the module's entry point, pggw_tls_backend_v1
 #pragma once
 
@@ -79,5 +80,8 @@ std::unique_ptr<Context> create_context(const Options& o, std::string& error);
 
 // ---- certificate generation (wolfssl_certgen.cpp) ----
 bool create_certificates(const CertificateRequest& req, std::string& error);
+
+// ---- SCRAM's primitives (wolfssl_crypto.cpp) ----
+const Crypto& crypto_primitives();
 
 }  // namespace pggw::tls::wolfssl
