@@ -66,6 +66,9 @@ class BoringsslContext final : public Context {
             if (!self->load_certificates(o.cert_file)) {
                 return failed("cannot read certificates \"" + o.cert_file + "\"");
             }
+            if (o.role == Role::server) {
+                state->server_end_point = x509_server_end_point(SSL_CTX_get0_certificate(ctx));
+            }
         }
         if (o.verify != Verify::none && o.ca_file.empty()) {
             return failed("certificate verification needs a CA file (ca_file)");

@@ -28,6 +28,9 @@ namespace pggw::tls::boringssl {
 std::string x509_name_line(const X509_NAME* name);
 // SHA-256 of the certificate's DER encoding (compared for channel binding).
 CertificateHash x509_sha256(X509* cert);
+// tls-server-end-point (RFC 5929 section 4.1) of a server certificate: HandshakeInfo's
+// server_end_point. Empty when its signature algorithm names no single hash.
+std::vector<std::uint8_t> x509_server_end_point(const X509* cert);
 std::string x509_common_name(const X509_NAME* name);
 std::int64_t asn1_time_unix(const ASN1_TIME* t);
 // libpq's rule for an IP-literal host: with no dNSName or iPAddress subjectAltName at all, the
@@ -51,6 +54,8 @@ Failure map_failure(const SSL* ssl, int ssl_error, uint32_t error, bool transpor
 struct ContextState {
     std::vector<std::string> alpn;  // server: accepted, in preference order
     Verify verify = Verify::none;
+    // server: x509_server_end_point() of our leaf, hashed once for every engine.
+    std::vector<std::uint8_t> server_end_point;
 };
 std::unique_ptr<Engine> new_engine(SSL_CTX* ctx, std::shared_ptr<const ContextState> state,
                                    Role role, const EngineOptions& opts);

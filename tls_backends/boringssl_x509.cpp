@@ -2,6 +2,8 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/digest.h>
+#include <openssl/obj.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
@@ -27,6 +29,23 @@ CertificateHash x509_sha256(X509* cert) {
     if (len <= 0) return out;
     SHA256(der, static_cast<std::size_t>(len), out.data());
     OPENSSL_free(der);
+    return out;
+}
+
+// As PostgreSQL's be_tls_get_certificate_hash and libpq's pgtls_get_peer_certificate_hash: the
+// digest of the signature algorithm, MD5 and SHA-1 replaced by SHA-256 (RFC 5929 section 4.1).
+// Ed25519 and RSA-PSS name no digest here (NID_undef): no binding, as libpq gives none either.
+std::vector<std::uint8_t> x509_server_end_point(const X509* cert) {
+    int digest_nid = NID_undef, pkey_nid = NID_undef;
+    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &digest_nid, &pkey_nid)) {
+        return {};
+    }
+    if (digest_nid == NID_md5 || digest_nid == NID_sha1) digest_nid = NID_sha256;
+    const EVP_MD* md = EVP_get_digestbynid(digest_nid);
+    std::vector<std::uint8_t> out(EVP_MAX_MD_SIZE);
+    unsigned len = 0;
+    if (!md || !X509_digest(cert, md, out.data(), &len)) return {};
+    out.resize(len);
     return out;
 }
 

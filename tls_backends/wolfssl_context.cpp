@@ -167,6 +167,9 @@ class WolfsslContext final : public Context {
             if (!self->load_certificates(o.cert_file)) {
                 return failed("cannot read certificates \"" + o.cert_file + "\"");
             }
+            if (o.role == Role::server) {
+                state->server_end_point = x509_server_end_point(wolfSSL_CTX_get0_certificate(ctx));
+            }
         }
         if (o.verify != Verify::none && o.ca_file.empty()) {
             return failed("certificate verification needs a CA file (ca_file)");

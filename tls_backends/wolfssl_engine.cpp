@@ -280,6 +280,12 @@ class WolfsslEngine final : public shared::EngineBase {
             info_.peer_subject = x509_name_line(wolfSSL_X509_get_subject_name(peer.get()));
             info_.peer_certificate_sha256 = x509_sha256(peer.get());
         }
+        // The server's certificate: ours, hashed once per context; else the peer's leaf.
+        if (role_ == Role::server) {
+            info_.server_end_point = state_->server_end_point;
+        } else if (peer) {
+            info_.server_end_point = x509_server_end_point(peer.get());
+        }
     }
 
     std::unique_ptr<WOLFSSL, SslFree> ssl_;

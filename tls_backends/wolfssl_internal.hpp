@@ -40,6 +40,9 @@ struct X509Free {
 std::string x509_name_line(WOLFSSL_X509_NAME* name);
 // SHA-256 of the certificate's DER encoding (compared for channel binding).
 CertificateHash x509_sha256(WOLFSSL_X509* cert);
+// tls-server-end-point (RFC 5929 section 4.1) of a server certificate: HandshakeInfo's
+// server_end_point. Empty when its signature algorithm names no single hash.
+std::vector<std::uint8_t> x509_server_end_point(WOLFSSL_X509* cert);
 std::string x509_common_name(WOLFSSL_X509_NAME* name);
 std::int64_t asn1_time_unix(const WOLFSSL_ASN1_TIME* t);
 // verify-full for an IP literal, as libpq: the iPAddress SANs when the certificate has SANs,
@@ -66,6 +69,8 @@ struct ContextState {
     std::vector<int> groups;  // WOLFSSL_ECC_*, in preference order
     Version min_version = Version::tls1_2, max_version = Version::tls1_3;
     Verify verify = Verify::none;
+    // server: x509_server_end_point() of our leaf, hashed once for every engine.
+    std::vector<std::uint8_t> server_end_point;
 };
 std::unique_ptr<Engine> new_engine(WOLFSSL_CTX* ctx, std::shared_ptr<const ContextState> state,
                                    Role role, const EngineOptions& opts);

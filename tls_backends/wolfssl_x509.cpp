@@ -1,5 +1,6 @@
 // wolfSSL: certificate fields (see wolfssl_internal.hpp).
 #include <arpa/inet.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
 #include <cstring>
@@ -41,6 +42,48 @@ CertificateHash x509_sha256(WOLFSSL_X509* cert) {
     const unsigned char* der = wolfSSL_X509_get_der(cert, &len);
     if (!der || len <= 0) return out;
     wc_Sha256Hash(der, static_cast<word32>(len), out.data());
+    return out;
+}
+
+// As PostgreSQL's be_tls_get_certificate_hash and libpq's pgtls_get_peer_certificate_hash: the
+// digest of the signature algorithm, MD5 and SHA-1 replaced by SHA-256 (RFC 5929 section 4.1).
+// wolfSSL has no OBJ_find_sigid_algs: the signature OIDs it knows, mapped here. Ed25519,
+// Ed448 and RSA-PSS name no digest that way: no binding, as with BoringSSL.
+std::vector<std::uint8_t> x509_server_end_point(WOLFSSL_X509* cert) {
+    wc_HashType type = WC_HASH_TYPE_NONE;
+    switch (cert ? wolfSSL_X509_get_signature_type(cert) : 0) {
+        case CTC_MD5wRSA:
+        case CTC_SHAwRSA:
+        case CTC_SHAwECDSA:
+        case CTC_SHAwDSA:
+        case CTC_SHA256wRSA:
+        case CTC_SHA256wECDSA:
+        case CTC_SHA256wDSA:
+            type = WC_HASH_TYPE_SHA256;
+            break;
+        case CTC_SHA224wRSA:
+        case CTC_SHA224wECDSA:
+            type = WC_HASH_TYPE_SHA224;
+            break;
+        case CTC_SHA384wRSA:
+        case CTC_SHA384wECDSA:
+            type = WC_HASH_TYPE_SHA384;
+            break;
+        case CTC_SHA512wRSA:
+        case CTC_SHA512wECDSA:
+            type = WC_HASH_TYPE_SHA512;
+            break;
+        default:
+            return {};
+    }
+    int len = 0;
+    const unsigned char* der = wolfSSL_X509_get_der(cert, &len);
+    int size = wc_HashGetDigestSize(type);
+    if (!der || len <= 0 || size <= 0) return {};
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(size));
+    if (wc_Hash(type, der, static_cast<word32>(len), out.data(), static_cast<word32>(size)) != 0) {
+        return {};
+    }
     return out;
 }
 
