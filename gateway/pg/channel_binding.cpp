@@ -56,7 +56,9 @@ std::span<const std::uint8_t> SaslOfferFilter::feed(std::span<const std::uint8_t
         const std::uint32_t len = pg::read_u32(&held_[pos + 1]);
         if (len < 4 || len > kMaxFirstMessage) break;
         if (held_.size() - pos - 1 < len) return {};
-        if (type == 'v') {  // NegotiateProtocolVersion comes before authentication
+        // NegotiateProtocolVersion comes before authentication, once: a second one ends the
+        // filter like any other message (otherwise a stream of them would be held forever).
+        if (type == 'v' && pos == 0) {
             pos += 1 + std::size_t(len);
             continue;
         }

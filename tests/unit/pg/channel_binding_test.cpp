@@ -117,6 +117,19 @@ TEST(SaslOfferFilter, NegotiateProtocolVersionFirst) {
               cat(v, auth_sasl({"SCRAM-SHA-256"})));
 }
 
+// Found by tests/fuzz/channel_binding_fuzz.cpp: NegotiateProtocolVersion messages were all
+// skipped, so a stream of them was held back without bound. PostgreSQL sends one at most; a
+// second is passed on as any other first message would be.
+TEST(SaslOfferFilter, HoldsAtMostOneNegotiateProtocolVersion) {
+    auto v = message('v', std::string("\0\0\0\0\0\0\0\0", 8));
+    std::vector<std::uint8_t> in;
+    for (int i = 0; i < 4000; ++i) in = cat(in, v);
+    SaslOfferFilter f;
+    auto out = filter_split(f, in, 512);
+    EXPECT_EQ(out, in);
+    EXPECT_FALSE(f.stripped());
+}
+
 TEST(SaslOfferFilter, OtherFirstMessagesPassUnchanged) {
     const std::vector<std::vector<std::uint8_t>> cases = {
         auth_sasl({"SCRAM-SHA-256"}),
