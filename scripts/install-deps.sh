@@ -7,6 +7,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libgtest-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
   python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy
+  openjdk-17-jdk-headless libpostgresql-jdbc-java nodejs
   yamllint podman buildah runc crun catatonit fuse-overlayfs slirp4netns uidmap
   containernetworking-plugins iptables debootstrap
 )
@@ -14,10 +15,26 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# node-postgres for tests/integration/test_scram_gateway.py: Debian's node-pg (with the two
+# modules it needs that it does not bundle), unpacked rather than installed, because its
+# dependencies require Debian's own nodejs package and a machine may have another Node.js.
+node_pg=/usr/local/lib/pggw-test/node-pg
+if [ ! -f "$node_pg/usr/share/nodejs/pg/package.json" ]; then
+  echo "unpacking node-pg into $node_pg"
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"  # apt-get download runs as _apt where it can
+  (cd "$tmp" && { apt-get download -qq node-pg node-split2 node-xtend 2>/dev/null ||
+                  { $sudo apt-get update -qq && apt-get download -qq node-pg node-split2 node-xtend; }; })
+  $sudo mkdir -p "$node_pg"
+  for deb in "$tmp"/*.deb; do $sudo dpkg-deb -x "$deb" "$node_pg"; done
+  rm -rf "$tmp"
+fi
