@@ -297,19 +297,16 @@ bool parse_host_port(std::string_view s, HostPort& out, std::string& error) {
     return true;
 }
 
-bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors) {
+namespace {
+
+// The keys of a parsed file applied to cfg; errors name path.
+bool apply_config_table(const toml::table& tbl, const std::string& path, Config& cfg,
+                        std::vector<std::string>& errors) {
     // toml++ iterates keys in sorted order; report in file order, as a user reads the file.
     std::vector<std::pair<toml::source_position, std::string>> found;
     auto add = [&](const toml::source_region& at, std::string msg) {
         found.emplace_back(at.begin, where(path, at) + ": " + std::move(msg));
     };
-    toml::table tbl;
-    try {
-        tbl = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        errors.push_back(where(path, e.source()) + ": " + std::string(e.description()));
-        return false;
-    }
     for (auto&& [key, node] : tbl) {
         std::string k(key.str());
         const OptionSpec* spec = find_option(k);
@@ -349,6 +346,31 @@ bool load_config_file(const std::string& path, Config& cfg, std::vector<std::str
     });
     for (auto& f : found) errors.push_back(std::move(f.second));
     return errors.empty();
+}
+
+}  // namespace
+
+bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors) {
+    toml::table tbl;
+    try {
+        tbl = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        errors.push_back(where(path, e.source()) + ": " + std::string(e.description()));
+        return false;
+    }
+    return apply_config_table(tbl, path, cfg, errors);
+}
+
+bool load_config_text(std::string_view text, const std::string& source, Config& cfg,
+                      std::vector<std::string>& errors) {
+    toml::table tbl;
+    try {
+        tbl = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        errors.push_back(where(source, e.source()) + ": " + std::string(e.description()));
+        return false;
+    }
+    return apply_config_table(tbl, source, cfg, errors);
 }
 
 ParsedCommand parse_command_line(int argc, char** argv) {

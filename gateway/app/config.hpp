@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/app/logging.hpp"
@@ -77,6 +78,9 @@ ParsedCommand parse_command_line(int argc, char** argv);
 
 // Loads a TOML file into cfg; every error is "FILE:LINE:COL: message" in errors.
 bool load_config_file(const std::string& path, Config& cfg, std::vector<std::string>& errors);
+// The same from TOML text (source: the name errors give it): for tests and the fuzzer.
+bool load_config_text(std::string_view text, const std::string& source, Config& cfg,
+                      std::vector<std::string>& errors);
 
 // Defaults that depend on the machine.
 unsigned default_workers();
