@@ -69,6 +69,17 @@ struct ProxyHeaderResultDim : NeverPrecreate {
                                                             "missing",   "malformed", "oversized",
                                                             "truncated", "timeout",   "other"};
 };
+// How a leg authenticated: pggw's own SCRAM exchange (--auth-file), or the server's exchange
+// relayed to the client untouched (users the auth source does not know).
+struct AuthMechanismDim : NeverPrecreate {
+    static constexpr std::string_view name = "mechanism";
+    static constexpr std::array<std::string_view, 3> values{"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+                                                            "relayed"};
+};
+struct AuthResultDim : AlwaysPrecreate {
+    static constexpr std::string_view name = "result";
+    static constexpr std::array<std::string_view, 2> values{"ok", "error"};
+};
 struct ReplyDim {
     static constexpr std::string_view name = "reply";
     static constexpr std::array<std::string_view, 3> values{"S", "N", "other"};
@@ -154,6 +165,12 @@ struct SessionBuckets {
   SHARDED(tls_sessions, counter, "pggw_tls_sessions_total",                                       \
           "Established TLS sessions by negotiated version and cipher.",                           \
           (Capped<Count, TlsSessionNames>))                                                       \
+  DERIVED(auth, counter, "pggw_auth_total",                                                       \
+          "Authentications by leg, mechanism and result (relayed: the server's own exchange, "   \
+          "passed through).", auth_duration)                                                      \
+  SHARDED(auth_duration, histogram, "pggw_auth_duration_seconds",                                 \
+          "Authentication duration by leg, mechanism and result.",                                \
+          (Fixed<Histogram<LatencyBuckets>, LegDim, AuthMechanismDim, AuthResultDim>))            \
   SHARDED(server_connect_duration, histogram, "pggw_server_connect_duration_seconds",             \
           "Time to open a TCP connection to the PostgreSQL server.",                              \
           (Scalar<Histogram<LatencyBuckets>>))                                                    \
@@ -174,6 +191,9 @@ struct SessionBuckets {
   GLOBAL(tls_reloads, counter, "pggw_tls_reloads_total",                                          \
          "Reloads of the TLS certificates, keys and CAs (SIGHUP or files changed on disk), by "  \
          "result; error: the previous ones kept serving.", "result")                              \
+  GLOBAL(auth_file_reloads, counter, "pggw_auth_file_reloads_total",                              \
+         "Reloads of --auth-file (SIGHUP or file changed on disk), by result; error: the "       \
+         "previous contents kept serving.", "result")                                             \
   GLOBAL(build_info, gauge, "pggw_build_info",                                                    \
          "Build information; always 1.", "version,libraries")                                     \
   GLOBAL(process_cpu_seconds, counter, "process_cpu_seconds_total",                               \

@@ -221,13 +221,20 @@ struct Registry::Impl : prometheus::Collectable {
             }
         }
     }
-    void collect_tls_reloads(prometheus::MetricFamily& f, const Proc&) const {
-        for (std::size_t i = 0; i < tls_reloads.size(); ++i) {
+    using ReloadCounts = std::array<std::atomic<std::uint64_t>, 2>;  // ok, error
+    static void add_reloads(prometheus::MetricFamily& f, const ReloadCounts& counts) {
+        for (std::size_t i = 0; i < counts.size(); ++i) {
             prometheus::ClientMetric m;
             m.label = {{"result", i == 0 ? "ok" : "error"}};
-            m.counter.value = static_cast<double>(tls_reloads[i].load(std::memory_order_relaxed));
+            m.counter.value = static_cast<double>(counts[i].load(std::memory_order_relaxed));
             f.metric.push_back(std::move(m));
         }
+    }
+    void collect_tls_reloads(prometheus::MetricFamily& f, const Proc&) const {
+        add_reloads(f, tls_reloads);
+    }
+    void collect_auth_file_reloads(prometheus::MetricFamily& f, const Proc&) const {
+        add_reloads(f, auth_file_reloads);
     }
     void collect_build_info(prometheus::MetricFamily& f, const Proc&) const {
         f.metric.push_back(
@@ -258,7 +265,8 @@ struct Registry::Impl : prometheus::Collectable {
     Readiness readiness;
     mutable std::mutex cert_mutex;
     std::array<std::vector<CertificateInfo>, 2> certs;
-    std::array<std::atomic<std::uint64_t>, 2> tls_reloads{};  // ok, error
+    ReloadCounts tls_reloads{};
+    ReloadCounts auth_file_reloads{};
 };
 
 Registry::Registry(std::size_t workers, BuildInfo info)
@@ -285,6 +293,10 @@ void Registry::set_certificates(Leg leg, std::vector<CertificateInfo> certs) {
 
 void Registry::tls_reloaded(bool ok) {
     impl_->tls_reloads[ok ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Registry::auth_file_reloaded(bool ok) {
+    impl_->auth_file_reloads[ok ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Registry::scrape() {

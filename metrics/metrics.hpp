@@ -32,6 +32,8 @@ enum class HandshakeResult { ok, error, timeout };
 // The kind of packet a connection opened with (one enum with the startup decoder).
 using StartupKind = pggw::StartupKind;
 enum class Direction { client_to_server, server_to_client };
+enum class AuthMechanism { scram_sha_256, scram_sha_256_plus, relayed };
+enum class AuthResult { ok, error };
 
 // A certificate pggw presents (subject, expiry): what the TLS context reports.
 using CertificateInfo = tls::CertificateInfo;
@@ -79,6 +81,8 @@ class alignas(64) WorkerMetrics {
     void tls_handshake_error(Leg leg, std::string_view library, std::string_view reason);
     // Any strings; at most 32 distinct (leg, version, cipher) per worker, then "other".
     void tls_session(Leg leg, std::string_view version, std::string_view cipher);
+    // Counts pggw_auth_total and observes pggw_auth_duration_seconds with the same labels.
+    void auth(Leg leg, AuthMechanism m, AuthResult r, double seconds);
     void server_connect(double seconds);
     void server_connect_error(std::string_view reason);  // capped like tls_session
     void bytes(Direction d, std::uint64_t n);
@@ -116,6 +120,8 @@ class Registry {
     void set_certificates(Leg leg, std::vector<CertificateInfo> certs);
     // Counts a TLS reload, pggw_tls_reloads_total{result="ok"|"error"}. Thread-safe.
     void tls_reloaded(bool ok);
+    // Counts an --auth-file reload, pggw_auth_file_reloads_total{result}. Thread-safe.
+    void auth_file_reloaded(bool ok);
 
     // Prometheus text exposition (version 0.0.4). Thread-safe; sums the shards.
     std::string scrape();
@@ -168,6 +174,10 @@ inline void WorkerMetrics::tls_handshake_error(Leg leg, std::string_view library
 
 inline void WorkerMetrics::tls_session(Leg leg, std::string_view version, std::string_view cipher) {
     f_.tls_sessions_.find({detail::leg_name(leg), version, cipher}).inc();
+}
+
+inline void WorkerMetrics::auth(Leg leg, AuthMechanism m, AuthResult r, double seconds) {
+    f_.auth_duration_.at(leg, m, r).observe(seconds);
 }
 
 inline void WorkerMetrics::server_connect(double seconds) {

@@ -176,6 +176,20 @@ const std::vector<OptionSpec>& option_table() {
         {"server-key", "PEM key of --server-cert", false, str(&Config::server_key)},
         {"server-sni", "SNI and verify-full name toward PostgreSQL (default: --server host)", false,
          str(&Config::server_sni)},
+        {"auth-file",
+         "PgBouncer userlist.txt (\"user\" \"secret\" per line; SCRAM secrets or passwords): "
+         "pggw authenticates these users itself with SCRAM, channel binding on each leg",
+         false, str(&Config::auth_file)},
+        {"auth-unknown-users",
+         "relay|refuse: users not in --auth-file are authenticated by the server, relayed "
+         "(default), or refused by pggw with 28P01",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             std::string mode;
+             if (!parse_choice(v, mode, {"relay", "refuse"}, err)) return false;
+             c.auth_refuse_unknown = mode == "refuse";
+             return true;
+         }},
         {"proxy-protocol",
          "off|v1|v2|auto: a PROXY protocol header (HAProxy) before anything else, from "
          "--proxy-trusted sources (default off)",

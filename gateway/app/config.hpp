@@ -49,6 +49,12 @@ struct Config {
     TlsMode server_tls = TlsMode::disable;
     std::string server_ca, server_cert, server_key, server_sni;
 
+    // SCRAM in the gateway: users whose secret is in auth_file are authenticated by pggw, which
+    // then logs in to PostgreSQL on their behalf (gateway/auth/). Users it does not know are
+    // relayed (the server authenticates them) unless auth_refuse_unknown.
+    std::string auth_file;
+    bool auth_refuse_unknown = false;
+
     // PROXY protocol: sources in proxy_trusted must send a header, any other source is closed.
     proxy_protocol::Mode proxy_protocol = proxy_protocol::Mode::off;
     std::vector<Cidr> proxy_trusted;

@@ -117,13 +117,28 @@ int run_gateway(const Config& cfg_in) {
             return 2;
         }
     }
-    if (backend) shared.library = backend->name();
+    if (backend) {
+        shared.library = backend->name();
+        shared.crypto = &backend->crypto();
+    }
     TlsContexts contexts;
     const std::vector<std::string> files = backend ? tls_files(cfg) : std::vector<std::string>{};
     std::string loaded_digest = files_digest(files);  // what the contexts were made from
     if (!make_tls_contexts(cfg, backend, contexts, error)) {
         spdlog::critical("{}", error);
         return 2;
+    }
+    // --auth-file: refused at start when unreadable, malformed or open to group or others.
+    const std::vector<std::string> auth_files =
+        cfg.auth_file.empty() ? std::vector<std::string>{} : std::vector{cfg.auth_file};
+    std::string auth_digest = files_digest(auth_files);
+    std::shared_ptr<const auth::AuthTable> auth_table;
+    if (!cfg.auth_file.empty()) {
+        auth_table = auth::load_auth_file(cfg.auth_file, *shared.crypto, error);
+        if (!auth_table) {
+            spdlog::critical("--auth-file: {}", error);
+            return 2;
+        }
     }
 
     metrics::Registry registry(workers, {PGGW_VERSION, compiled_libraries_csv()});
@@ -138,7 +153,7 @@ int run_gateway(const Config& cfg_in) {
     std::vector<std::unique_ptr<Worker>> pool;
     std::vector<tcp::endpoint> listening;
     for (unsigned i = 0; i < workers; ++i)
-        pool.push_back(std::make_unique<Worker>(shared, i, contexts));
+        pool.push_back(std::make_unique<Worker>(shared, i, contexts, auth_table));
     try {
         listening = start_workers(pool, cfg.listen);
     } catch (const std::exception& e) {
@@ -163,10 +178,14 @@ int run_gateway(const Config& cfg_in) {
     for (const auto& ep : listening) listen += (listen.empty() ? "" : ",") + endpoint_name(ep);
     spdlog::info(
         "pggw {} listening on {} with {} workers; server {}; client TLS {}; server TLS {}; "
-        "TLS library {}; max_connections {}; metrics on {}",
+        "TLS library {}; max_connections {}; metrics on {}{}",
         PGGW_VERSION, listen, workers, cfg.server.str(), tls_mode_name(shared.client_tls),
         tls_mode_name(cfg.server_tls), backend ? backend->name() : "none", connections.max(),
-        endpoint_name(admin.local_endpoint()));
+        endpoint_name(admin.local_endpoint()),
+        auth_table ? fmt::format("; SCRAM in the gateway for {} users of {} (others {})",
+                                 auth_table->size(), cfg.auth_file,
+                                 cfg.auth_refuse_unknown ? "refused" : "relayed")
+                   : std::string());
     registry.readiness().ready = true;
 
     // The one TLS reload, for SIGHUP and for files changed on disk: both legs' contexts made
@@ -186,13 +205,31 @@ int run_gateway(const Config& cfg_in) {
         registry.tls_reloaded(true);
         spdlog::info("{}: TLS certificates reloaded (client leg: {})", why, subjects(fresh));
     };
+    // --auth-file, reloaded with the certificates: a failure keeps the users loaded last.
+    auto reload_auth = [&](std::string_view why) {
+        if (cfg.auth_file.empty()) return;
+        auth_digest = files_digest(auth_files);
+        std::string err;
+        auto fresh = auth::load_auth_file(cfg.auth_file, *shared.crypto, err);
+        if (!fresh) {
+            registry.auth_file_reloaded(false);
+            spdlog::error("{}: --auth-file reload failed, keeping the users loaded before: {}", why,
+                          err);
+            return;
+        }
+        for (auto& w : pool) w->set_auth(fresh);
+        registry.auth_file_reloaded(true);
+        spdlog::info("{}: --auth-file reloaded ({} users)", why, fresh->size());
+    };
     // Files changed: reloaded once their contents differ from what was loaded last, so that
     // unrelated activity in a watched directory costs a read of a few files and nothing more.
-    CertWatcher watcher(main_io, files, [&] {
-        if (files_digest(files) == loaded_digest) return;
-        reload_tls("certificate files changed");
+    std::vector<std::string> watched = files;
+    watched.insert(watched.end(), auth_files.begin(), auth_files.end());
+    CertWatcher watcher(main_io, watched, [&] {
+        if (files_digest(files) != loaded_digest) reload_tls("certificate files changed");
+        if (files_digest(auth_files) != auth_digest) reload_auth("--auth-file changed");
     });
-    if (!files.empty()) {
+    if (!watched.empty()) {
         std::string err;
         if (!watcher.start(err))
             spdlog::warn("cannot watch the certificate files ({}); reload them with SIGHUP", err);
@@ -245,6 +282,7 @@ int run_gateway(const Config& cfg_in) {
         const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
         if (sig == SIGHUP) {
             reload_tls(name);
+            reload_auth(name);
         } else if (drain.phase() != Drain::Phase::idle) {
             spdlog::warn("second signal ({}): stopping now", name);
             main_io.stop();

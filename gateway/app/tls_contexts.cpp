@@ -11,7 +11,8 @@
 namespace pggw {
 
 bool tls_needed(const Config& cfg) {
-    return cfg.effective_client_tls() != TlsMode::disable || cfg.server_tls != TlsMode::disable;
+    return cfg.effective_client_tls() != TlsMode::disable || cfg.server_tls != TlsMode::disable ||
+           !cfg.auth_file.empty();
 }
 
 bool validate_tls_settings(const Config& cfg, std::string& error) {

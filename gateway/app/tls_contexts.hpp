@@ -23,7 +23,7 @@ bool check_key_file_permissions(const std::string& path, std::string& error);
 // The rule itself, on a file's owner and mode for a process running as euid: empty when
 // allowed, else what is wrong (the end of PostgreSQL's message).
 std::string key_permission_problem(unsigned owner, unsigned mode, unsigned euid);
-// Whether either leg needs a TLS library.
+// Whether pggw needs a TLS library: TLS on either leg, or SCRAM's primitives (--auth-file).
 bool tls_needed(const Config& cfg);
 
 }  // namespace pggw

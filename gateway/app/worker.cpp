@@ -16,11 +16,22 @@ bool is_resource_exhaustion(const error_code& ec) {
 
 }  // namespace
 
-Worker::Worker(Shared& shared, std::size_t index, TlsContexts tls)
+Worker::Worker(Shared& shared, std::size_t index, TlsContexts tls,
+               std::shared_ptr<const auth::AuthTable> auth)
     : index_(index),
       tls_(std::move(tls)),
-      env_{shared.cfg, shared.client_tls,   shared.library, tls_, shared.metrics->worker(index),
-           drain_,     *shared.connections, live_sessions_, index} {}
+      auth_(std::move(auth)),
+      env_{shared.cfg,
+           shared.client_tls,
+           shared.library,
+           tls_,
+           shared.crypto,
+           auth_,
+           shared.metrics->worker(index),
+           drain_,
+           *shared.connections,
+           live_sessions_,
+           index} {}
 
 Worker::~Worker() {
     stop_and_join();
@@ -75,6 +86,10 @@ void Worker::force_drain() {
 
 void Worker::set_tls(TlsContexts tls) {
     asio::post(io_, [this, tls = std::move(tls)]() mutable { tls_ = std::move(tls); });
+}
+
+void Worker::set_auth(std::shared_ptr<const auth::AuthTable> auth) {
+    asio::post(io_, [this, auth = std::move(auth)]() mutable { auth_ = std::move(auth); });
 }
 
 void Worker::stop_and_join() {

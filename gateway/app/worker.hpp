@@ -22,14 +22,16 @@ namespace pggw {
 struct Shared {
     Config cfg;
     TlsMode client_tls = TlsMode::disable;
-    std::string_view library = "other";  // the loaded TLS library's name ("other": none)
+    std::string_view library = "other";   // the loaded TLS library's name ("other": none)
+    const tls::Crypto* crypto = nullptr;  // the loaded TLS library's (null: none loaded)
     metrics::Registry* metrics = nullptr;
     ConnectionBudget* connections = nullptr;
 };
 
 class Worker {
   public:
-    Worker(Shared& shared, std::size_t index, TlsContexts tls);
+    Worker(Shared& shared, std::size_t index, TlsContexts tls,
+           std::shared_ptr<const auth::AuthTable> auth);
     ~Worker();
 
     // Binds this worker's listening sockets, one per endpoint (throws on failure), then starts
@@ -47,6 +49,8 @@ class Worker {
     void force_drain();
     // Replaces the TLS contexts for new sessions. Safe from any thread.
     void set_tls(TlsContexts tls);
+    // Replaces --auth-file's users for new logins. Safe from any thread.
+    void set_auth(std::shared_ptr<const auth::AuthTable> auth);
     // Ends the event loop (cancels remaining sessions) and joins the thread.
     void stop_and_join();
 
@@ -63,6 +67,7 @@ class Worker {
     asio::executor_work_guard<asio::io_context::executor_type> keep_running_{io_.get_executor()};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     TlsContexts tls_;
+    std::shared_ptr<const auth::AuthTable> auth_;
     DrainSignal drain_{io_};
     std::atomic<std::size_t> live_sessions_{0};
     SessionEnv env_;

@@ -3,9 +3,9 @@
 namespace pggw::pg {
 
 std::vector<std::uint8_t> error_response(std::string_view sqlstate, std::string_view message,
-                                         std::string_view severity) {
+                                         std::string_view severity, std::string_view detail) {
     std::vector<std::uint8_t> out;
-    out.reserve(16 + sqlstate.size() + message.size() + 2 * severity.size());
+    out.reserve(18 + sqlstate.size() + message.size() + 2 * severity.size() + detail.size());
     out.push_back('E');
     append_u32(out, 0);  // patched below
     auto field = [&](char type, std::string_view value) {
@@ -17,6 +17,7 @@ std::vector<std::uint8_t> error_response(std::string_view sqlstate, std::string_
     field('V', severity);
     field('C', sqlstate);
     field('M', message);
+    if (!detail.empty()) field('D', detail);
     out.push_back(0);
     std::uint32_t len = std::uint32_t(out.size() - 1);
     out[1] = std::uint8_t(len >> 24);

@@ -28,6 +28,7 @@ constexpr std::uint8_t kTlsHandshakeRecord = 0x16;  // first byte of a direct TL
 // SQLSTATEs pggw uses (PostgreSQL's errcodes.txt names in comments).
 namespace sqlstate {
 constexpr std::string_view invalid_authorization_specification = "28000";
+constexpr std::string_view invalid_password = "28P01";
 constexpr std::string_view protocol_violation = "08P01";
 constexpr std::string_view feature_not_supported = "0A000";
 constexpr std::string_view too_many_connections = "53300";
@@ -36,9 +37,11 @@ constexpr std::string_view cannot_connect_now = "57P03";
 constexpr std::string_view admin_shutdown = "57P01";
 }  // namespace sqlstate
 
-// ErrorResponse 'E' with S, V (FATAL), C, M fields: what libpq prints before startup.
+// ErrorResponse 'E' with S, V (FATAL), C, M (and D when detail is given) fields: what libpq
+// prints before startup.
 std::vector<std::uint8_t> error_response(std::string_view sqlstate, std::string_view message,
-                                         std::string_view severity = "FATAL");
+                                         std::string_view severity = "FATAL",
+                                         std::string_view detail = {});
 
 inline std::uint32_t read_u32(const std::uint8_t* p) {
     return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |

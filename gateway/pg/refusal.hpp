@@ -14,6 +14,8 @@ enum class Refusal {
     server_unreachable,       // the server leg could not be opened
     server_tls,               // the server leg's TLS policy failed
     channel_binding,  // SCRAM-SHA-256-PLUS chosen where it cannot pass (channel_binding.hpp)
+    auth_failed,      // --auth-file: wrong password (or a user refused by --auth-unknown-users)
+    server_auth,      // --auth-file: the server refused pggw's login on the user's behalf
 };
 
 constexpr std::string_view refusal_name(Refusal r) {
@@ -32,6 +34,10 @@ constexpr std::string_view refusal_name(Refusal r) {
             return "server_tls";
         case Refusal::channel_binding:
             return "channel_binding";
+        case Refusal::auth_failed:
+            return "auth_failed";
+        case Refusal::server_auth:
+            return "server_auth";
     }
     return "other";
 }

@@ -11,15 +11,13 @@ namespace pggw {
 using metrics::Direction;
 
 Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
-             bool channel_binding_ok)
+             std::optional<ChannelBindingGuard> guard)
     : env_(env),
       rec_(rec),
       client_(client),
       server_(server),
-      idle_wakeup_(client.socket().get_executor(), asio::steady_timer::time_point::max()) {
-    cb_guard_ =
-        ChannelBindingGuard::for_legs(client.encrypted(), server.encrypted(), channel_binding_ok);
-}
+      idle_wakeup_(client.socket().get_executor(), asio::steady_timer::time_point::max()),
+      cb_guard_(std::move(guard)) {}
 
 awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     env_.metrics.bytes(Direction::server_to_client, pending.size());
@@ -29,6 +27,7 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
         if (cb_guard_->stripped()) note_stripped_offer();
     }
     tracker_.feed(pending);
+    note_relayed_auth(false);
     if (!pending.empty()) {
         // co_await on its own, never inside && or ||: GCC 12 resumes such a coroutine with a
         // corrupt state (SIGILL) once a parallel group has completed before it.
@@ -41,6 +40,17 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     co_await ((transfer(client_, server_, Direction::client_to_server) &&
                transfer(server_, client_, Direction::server_to_client)) ||
               end_when_drained());
+    note_relayed_auth(true);
+}
+
+void Relay::note_relayed_auth(bool ended) {
+    if (auth_counted_ || rec_.client_auth != "relayed") return;
+    const bool ok = tracker_.count('Z') > 0;
+    if (!ok && !ended) return;
+    auth_counted_ = true;
+    env_.metrics.auth(metrics::Leg::client, metrics::AuthMechanism::relayed,
+                      ok ? metrics::AuthResult::ok : metrics::AuthResult::error,
+                      seconds_since(started_));
 }
 
 // A -PLUS offer removed: expected behind a TLS server leg with a plaintext client; over a
@@ -94,6 +104,7 @@ awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
             // Tracked once written, so idle() also means nothing is half-sent to the client.
             s2c_writing_ = false;
             tracker_.feed(data);
+            note_relayed_auth(false);
             if (env_.drain.active() && idle()) idle_wakeup_.cancel();
         }
         if (wec) {

@@ -10,6 +10,7 @@
 #include "gateway/net/stream.hpp"
 #include "gateway/pg/channel_binding.hpp"
 #include "gateway/pg/message_tracker.hpp"
+#include "gateway/session/clock.hpp"
 #include "gateway/session/session_env.hpp"
 #include "gateway/session/session_record.hpp"
 
@@ -17,9 +18,10 @@ namespace pggw {
 
 class Relay {
   public:
-    // channel_binding_ok: ServerConnection::channel_binding_ok of the server leg.
+    // guard: ChannelBindingGuard::for_legs() when the server's authentication is relayed;
+    // none when pggw authenticated each leg itself.
     Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
-          bool channel_binding_ok);
+          std::optional<ChannelBindingGuard> guard);
 
     // pending: server bytes already read (--server-tls allow), sent to the client first.
     awaitable<void> run(std::span<const std::uint8_t> pending);
@@ -29,6 +31,9 @@ class Relay {
     awaitable<void> end_when_drained();
     bool idle() const;
     void note_stripped_offer();
+    // Relayed authentication (rec_.client_auth "relayed"): ok at the server's first
+    // ReadyForQuery, error when the session ends before one.
+    void note_relayed_auth(bool ended);
 
     SessionEnv& env_;
     SessionRecord& rec_;
@@ -40,6 +45,8 @@ class Relay {
     // Cancelled when a drain is on and the session just became idle.
     asio::steady_timer idle_wakeup_;
     std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
+    bool auth_counted_ = false;
+    Clock::time_point started_ = Clock::now();
 };
 
 }  // namespace pggw

@@ -5,12 +5,15 @@
 #include <array>
 #include <optional>
 
+#include "gateway/pg/auth_messages.hpp"
 #include "gateway/pg/client_negotiation.hpp"
 #include "gateway/pg/protocol.hpp"
+#include "gateway/session/client_auth.hpp"
 #include "gateway/session/clock.hpp"
 #include "gateway/session/leg_tls.hpp"
 #include "gateway/session/log_value.hpp"
 #include "gateway/session/relay.hpp"
+#include "gateway/session/server_auth.hpp"
 #include "gateway/session/server_connection.hpp"
 #include "gateway/session/session_record.hpp"
 
@@ -24,6 +27,20 @@ struct Startup {
     enum What { closed, startup, cancel } what = closed;
     std::vector<std::uint8_t> packet;  // StartupMessage or CancelRequest, to forward as is
 };
+
+// What the server leg proves itself with: the secret and the ClientKey the client's proof
+// revealed, or the auth file's plaintext password (PostgreSQL's salt is not pggw's).
+auth::ScramCredentials server_credentials(const auth::AuthEntry& entry,
+                                          const tls::Sha256Digest& client_key) {
+    auth::ScramCredentials c;
+    if (entry.kind == auth::AuthEntry::plaintext) {
+        c.password = entry.password;
+    } else {
+        c.secret = entry.secret;
+        c.client_key = client_key;
+    }
+    return c;
+}
 
 class Session {
   public:
@@ -56,6 +73,9 @@ class Session {
     }
     awaitable<void> forward_cancel(const std::vector<std::uint8_t>& packet);
     awaitable<void> serve(const std::vector<std::uint8_t>& startup_packet);
+    awaitable<void> serve_authenticated(const std::vector<std::uint8_t>& startup_packet,
+                                        const auth::AuthEntry& entry);
+    awaitable<void> refuse_unknown_user();
 
     SessionEnv& env_;
     metrics::WorkerMetrics& m_;
@@ -65,6 +85,10 @@ class Session {
     bool in_proxy_header_ = false;    // reading it: a timeout counts against it
     Clock::time_point started_ = Clock::now();
     bool was_session_ = false;  // got as far as a StartupMessage
+    std::string user_;          // the StartupMessage's, unquoted (rec_.user is for logs)
+    // The --auth-file generation this session logs in with (copied once: a reload mid-login
+    // changes nothing for it).
+    std::shared_ptr<const auth::AuthTable> auth_;
 };
 
 awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint8_t> initial) {
@@ -148,6 +172,7 @@ awaitable<Startup> Session::negotiate(std::span<const std::uint8_t> initial) {
         if (n.got_startup()) {
             was_session_ = true;
             // Client-chosen: quoted and escaped (log_value.hpp), they cannot forge a log line.
+            user_ = std::string(n.user());
             rec_.user = log_value(n.user());
             rec_.database = log_value(n.database());
         }
@@ -228,6 +253,18 @@ awaitable<void> Session::forward_cancel(const std::vector<std::uint8_t>& packet)
 }
 
 awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) {
+    auth_ = env_.auth;
+    if (auth_) {
+        const auth::AuthEntry* entry = auth_->find(user_);
+        if (entry && entry->secret) {  // md5 entries: relayed, as unknown users
+            co_await serve_authenticated(startup_packet, *entry);
+            co_return;
+        }
+        if (!entry && env_.cfg.auth_refuse_unknown) {
+            co_await refuse_unknown_user();
+            co_return;
+        }
+    }
     ServerConnection conn = co_await connect_server(env_, startup_packet);  // sends it
     if (!conn.stream) {
         spdlog::error("server connection failed for peer={} user={} database={}: {}", rec_.peer,
@@ -235,8 +272,75 @@ awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) 
         co_await refuse(conn.client_sqlstate, conn.client_message, conn.refusal);
         co_return;
     }
-    Relay relay(env_, rec_, client_, *conn.stream, conn.channel_binding_ok);
+    Relay relay(env_, rec_, client_, *conn.stream,
+                ChannelBindingGuard::for_legs(client_.encrypted(), conn.stream->encrypted(),
+                                              conn.channel_binding_ok));
     co_await relay.run(conn.pending);
+}
+
+// SCRAM in the gateway: the client proves itself to pggw first; only then is the server
+// connection opened, and pggw logs in with the ClientKey the proof revealed.
+awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& startup_packet,
+                                             const auth::AuthEntry& entry) {
+    auto client_auth = co_await (authenticate_client(env_, rec_, client_, *entry.secret, user_) ||
+                                 sleep_for(seconds(env_.cfg.handshake_timeout)));
+    if (client_auth.index() == 1) {
+        rec_.end("authentication timeout");
+        co_return;
+    }
+    ClientAuthOutcome who = std::move(std::get<0>(client_auth));
+    if (!who.ok) co_return;
+    rec_.client_auth = who.mechanism;
+
+    ServerConnection conn = co_await connect_server(env_, startup_packet);  // sends it
+    if (!conn.stream) {
+        spdlog::error("server connection failed for peer={} user={} database={}: {}", rec_.peer,
+                      rec_.user, rec_.database, conn.log_error);
+        co_await refuse(conn.client_sqlstate, conn.client_message, conn.refusal);
+        co_return;
+    }
+    auto login = co_await (authenticate_server(env_, rec_, *conn.stream, conn.pending,
+                                               server_credentials(entry, who.client_key), user_) ||
+                           sleep_for(seconds(env_.cfg.server_connect_timeout)));
+    ServerAuthOutcome server_auth;
+    if (login.index() == 1) {
+        server_auth.log_error = "timeout during login to the server";
+        server_auth.client_error =
+            pg::error_response(pg::sqlstate::connection_failure,
+                               "pggw could not log in to the PostgreSQL server (timeout)");
+    } else {
+        server_auth = std::move(std::get<0>(login));
+    }
+    if (!server_auth.ok) {
+        spdlog::warn("login to the server on behalf of peer={} user={} database={} failed: {}",
+                     rec_.peer, rec_.user, rec_.database, server_auth.log_error);
+        env_.metrics.client_refused(refusal_name(server_auth.refusal));
+        rec_.close_reason = "refused: " + std::string(refusal_name(server_auth.refusal));
+        co_await client_.write_all(server_auth.client_error);
+        conn.stream->close();
+        co_return;
+    }
+    rec_.server_auth = server_auth.mechanism;
+    // The client's SASLFinal (pggw's server signature), then the server's AuthenticationOk and
+    // everything after it, unchanged. No channel-binding guard: each leg bound its own.
+    if (co_await client_.write_all(pg::authentication_sasl_final(who.server_final))) {
+        rec_.end("client gone");
+        co_return;
+    }
+    Relay relay(env_, rec_, client_, *conn.stream, std::nullopt);
+    co_await relay.run(server_auth.pending);
+}
+
+// --auth-unknown-users refuse: the same exchange as for a known user, against a secret that
+// no password matches, so that the answer does not tell which users exist.
+awaitable<void> Session::refuse_unknown_user() {
+    auto r = co_await (
+        authenticate_client(env_, rec_, client_, mock_secret(*env_.crypto, user_), user_) ||
+        sleep_for(seconds(env_.cfg.handshake_timeout)));
+    if (r.index() == 1) rec_.end("authentication timeout");
+    if (r.index() == 0 && std::get<0>(r).ok) rec_.end("unknown user");  // cannot happen
+    spdlog::info("user {} is not in --auth-file (--auth-unknown-users refuse): peer={}", rec_.user,
+                 rec_.peer);
 }
 
 awaitable<void> Session::run() {
@@ -276,10 +380,11 @@ awaitable<void> Session::run() {
         auto level = was_session_ ? spdlog::level::info : spdlog::level::debug;
         spdlog::log(level,
                     "session closed: peer={}{} user={} database={} worker={} duration={:.3f}s "
-                    "bytes_in={} bytes_out={} tls={} reason={}",
+                    "bytes_in={} bytes_out={} tls={} auth={} server_auth={} reason={}",
                     rec_.peer, rec_.via.empty() ? "" : " via=" + rec_.via, rec_.user, rec_.database,
                     env_.worker, secs, rec_.bytes_c2s, rec_.bytes_s2c,
                     client_.encrypted() ? client_.engine()->info().version : "off",
+                    rec_.client_auth, rec_.server_auth,
                     log_value(rec_.close_reason.empty() ? "closed" : rec_.close_reason));
     }
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "gateway/app/config.hpp"
+#include "gateway/auth/auth_file.hpp"
 #include "gateway/net/asio.hpp"
 #include "metrics/metrics.hpp"
 #include "tls_backends/tls.hpp"
@@ -85,9 +86,13 @@ class DrainSignal {
 
 struct SessionEnv {
     const Config& cfg;
-    TlsMode client_tls;               // cfg.effective_client_tls()
-    std::string_view library;         // TLS library name, as metrics label it ("other": none)
-    const TlsContexts& tls;           // the worker's current generation
+    TlsMode client_tls;         // cfg.effective_client_tls()
+    std::string_view library;   // TLS library name, as metrics label it ("other": none)
+    const TlsContexts& tls;     // the worker's current generation
+    const tls::Crypto* crypto;  // the TLS library's, for SCRAM (null: no library loaded)
+    // --auth-file's users, the worker's current generation (null: no --auth-file). A session
+    // copies the pointer once, so a reload never changes a login half-way.
+    const std::shared_ptr<const auth::AuthTable>& auth;
     metrics::WorkerMetrics& metrics;  // this worker's shard
     DrainSignal& drain;
     ConnectionBudget& connections;

@@ -7,12 +7,13 @@
 namespace pggw {
 
 awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
-                              std::string_view sqlstate, std::string_view message, Refusal why) {
+                              std::string_view sqlstate, std::string_view message, Refusal why,
+                              std::string_view detail) {
     spdlog::warn("refused client: peer={} user={} database={} sqlstate={}: {}", rec.peer, rec.user,
                  rec.database, sqlstate, message);
     m.client_refused(refusal_name(why));
     rec.close_reason = "refused: " + std::string(refusal_name(why));
-    auto msg = pg::error_response(sqlstate, message);
+    auto msg = pg::error_response(sqlstate, message, "FATAL", detail);
     co_await client.write_all(msg);
 }
 

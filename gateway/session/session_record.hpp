@@ -19,6 +19,9 @@ struct SessionRecord {
     std::string user, database;
     std::string close_reason;  // the first stage to end the session says why
     std::uint64_t bytes_c2s = 0, bytes_s2c = 0;
+    // How each leg authenticated: a SCRAM mechanism when pggw did it (--auth-file), "relayed"
+    // when the server's exchange passed through.
+    std::string_view client_auth = "relayed", server_auth = "relayed";
 
     void end(std::string reason) {
         if (close_reason.empty()) close_reason = std::move(reason);
@@ -26,8 +29,9 @@ struct SessionRecord {
 };
 
 // Logs the refusal, counts pggw_client_refusals_total{reason}, sets the close reason and
-// sends the client an ErrorResponse (FATAL, sqlstate, message).
+// sends the client an ErrorResponse (FATAL, sqlstate, message, detail when not empty).
 awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
-                              std::string_view sqlstate, std::string_view message, Refusal why);
+                              std::string_view sqlstate, std::string_view message, Refusal why,
+                              std::string_view detail = {});
 
 }  // namespace pggw
