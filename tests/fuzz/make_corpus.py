@@ -187,6 +187,15 @@ put("scram_messages", "server_error", "e=invalid-proof")
 RFC7677_SECRET = ("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
                   "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
                   "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")
-put("scram_secret", "rfc7677", RFC7677_SECRET)
+put("scram_messages", "rfc7677_secret", RFC7677_SECRET)
+# scram_server: [flags] [client-first length] [client-first] [client-final] (scram_server_fuzz.cpp)
+CF = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+CF_PLUS = b"p=tls-server-end-point,,n=,r=rOprNGfwEbeRWgbNEkqO"
+put("scram_server", "rfc7677_correct_proof", bytes([0x08, len(CF)]) + CF)
+put("scram_server", "plus_correct_proof", bytes([0x0B, len(CF_PLUS)]) + CF_PLUS)
+put("scram_server", "no_initial_response_correct_proof", bytes([0x0C, len(CF)]) + CF)
+put("scram_server", "rfc7677_client_final", bytes([0x00, len(CF)]) + CF
+    + b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
 put("auth_file", "userlist.txt", '; pgbouncer userlist\n"user" "%s"\n"bob" "md5%s"\n'
     '"carol" "plain ""quoted"" password"\n# comment\n"dave" "x" ""\n' % (RFC7677_SECRET, "0" * 32))
