@@ -14,6 +14,12 @@ Environment (set by tests/CMakeLists.txt; defaults for a manual run in brackets)
   PGGW_BUILD_DIR   directory with ./pggw and the TLS modules   [<source>/build]
   PGGW_SOURCE_DIR  the source tree                             [../..]
   PGGW_BACKENDS    ";"-separated TLS libraries compiled in     [modules found in the build dir]
+
+Sanitizer builds (PGGW_BUILD_DIR pointing at a PGGW_SANITIZE or PGGW_TSAN build; see
+scripts/sanitize.sh): every pggw these tests run, whether through Pggw, run() or a script,
+writes its sanitizer reports to a file of its own in SANITIZER_DIR (log_path, one file per pid),
+and any such file fails a test: the one that started that pggw, or the one running when a pggw
+started otherwise wrote it (see "Sanitizer reports" below).
 """
 from __future__ import annotations
 
@@ -51,6 +57,53 @@ PGBENCH = shutil.which("pgbench") or str(PG_BIN / "pgbench")
 
 ALICE_PASSWORD = "alice-s3cret"  # SCRAM user
 IS_ROOT = os.geteuid() == 0
+
+# ---------------------------------------------------------------------------------------
+# Sanitizer reports
+# ---------------------------------------------------------------------------------------
+# Set here, in this process's environment, so that every pggw the tests start inherits them:
+# Pggw, run([PGGW_BIN, ...]) and scripts/demo.sh alike. A build without sanitizers ignores
+# them; so do PostgreSQL, psql and the other peers (not instrumented). Each report goes to
+# SANITIZER_DIR/report.<pid> (log_path), not to stderr: a file cannot be forged by a client
+# string in pggw's log, and it names the process that wrote it. Options already in the
+# environment come after ours, so a manual run can override any of them.
+#   ASan/UBSan: the first error aborts pggw (SIGABRT, a crash), and its report file is kept.
+#   LeakSanitizer (part of ASan): at pggw's exit; a clean SIGTERM shutdown must leak nothing.
+#   TSan: every race is reported (halt_on_error=0, so one run shows them all); any report
+#   fails the test.
+SANITIZER_DIR = Path(tempfile.mkdtemp(prefix="pggw-it-san-"))
+SUPPRESSIONS_DIR = SOURCE_DIR / "tests" / "sanitizers"
+_report = f"log_path={SANITIZER_DIR}/report"
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": f"abort_on_error=1:halt_on_error=1:detect_leaks=1:"
+                    f"detect_stack_use_after_return=1:{_report}",
+    "LSAN_OPTIONS": f"suppressions={SUPPRESSIONS_DIR}/lsan.supp:print_suppressions=0",
+    "UBSAN_OPTIONS": f"abort_on_error=1:halt_on_error=1:print_stacktrace=1:{_report}",
+    "TSAN_OPTIONS": f"halt_on_error=0:second_deadlock_stack=1:"
+                    f"suppressions={SUPPRESSIONS_DIR}/tsan.supp:{_report}",
+}
+for _name, _value in SANITIZER_ENV.items():
+    os.environ[_name] = _value + (":" + os.environ[_name] if os.environ.get(_name) else "")
+# The header line of a report, should one reach stderr after all (log_path unusable).
+SANITIZER_HEADER = re.compile(r"^==\d+==(ERROR|WARNING): \w+Sanitizer|^\S+:\d+:\d+: runtime "
+                              r"error: ", re.M)
+_reports_claimed: set[Path] = set()  # report files already charged to a test
+
+
+def sanitizer_reports(pid: int | None = None) -> dict[Path, str]:
+    """Report files not yet charged to a test (or only pid's): path -> text."""
+    out = {}
+    for f in sorted(SANITIZER_DIR.glob("report.*")):
+        if f in _reports_claimed or (pid is not None and f.suffix != f".{pid}"):
+            continue
+        out[f] = f.read_text(errors="replace")
+    return out
+
+
+def claim_reports(reports: dict[Path, str]) -> str:
+    """Mark these reports as charged and return them as one text for a failure message."""
+    _reports_claimed.update(reports)
+    return "\n".join(f"--- {f.name} ---\n{text[-20000:]}" for f, text in reports.items())
 
 
 def backends_from_env() -> list[str]:
@@ -383,14 +436,16 @@ class Pggw:
         cmd += args
         self.cmd = cmd
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ)
-        # With a sanitizer build (PGGW_BUILD_DIR=build-asan), any report aborts: a crash signal.
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0")
-        env.setdefault("UBSAN_OPTIONS", "abort_on_error=1:halt_on_error=1:print_stacktrace=1")
+        # The environment carries SANITIZER_ENV: with a sanitizer build, reports go to
+        # SANITIZER_DIR/report.<pid> (checked by problem()).
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.proc.pid
         self.exit_before_stop = None
+        self.killed = False  # still running grace seconds after SIGTERM: SIGKILL, no leak check
+        self.sanitizer_report = ""  # its report files, read once it has exited
+        self.problem_reported = False
+        self._problem, self._problem_final = None, False
         self._final_log = None
         _all_pggw.append(self)
         if _current_item is not None:
@@ -471,9 +526,38 @@ class Pggw:
 
     def crashed(self) -> bool:
         """Did pggw die of a crash signal, on its own or while shutting down after SIGTERM?
-        (Sanitizer builds abort on error: see the ASAN_OPTIONS set at start.)"""
+        (Sanitizer builds abort on error: see SANITIZER_ENV.)"""
         rcs = (self.exit_before_stop, self.proc.poll())
         return any(rc in self.CRASH_SIGNALS for rc in rcs if rc is not None)
+
+    def _collect_sanitizer_report(self) -> None:
+        """Once pggw has exited: take its report files (SANITIZER_DIR/report.<pid>)."""
+        if self.proc.poll() is None:
+            return
+        reports = sanitizer_reports(self.pid)
+        if reports:
+            self.sanitizer_report += claim_reports(reports)
+
+    def problem(self) -> str | None:
+        """Why this pggw fails the test that started it, if it does: a crash signal, or a
+        sanitizer report (ASan, UBSan, LeakSanitizer at exit, TSan). None while it runs."""
+        if self._problem_final:
+            return self._problem
+        self._collect_sanitizer_report()
+        text = self._final_log if self._final_log is not None else self.log_text()
+        if self.sanitizer_report or SANITIZER_HEADER.search(text):
+            self._problem = "sanitizer report"
+        elif self.crashed():
+            self._problem = "crashed"
+        else:
+            self._problem = None
+        self._problem_final = self._final_log is not None  # stopped: nothing more can come
+        return self._problem
+
+    def describe_problem(self) -> str:
+        return (f"pggw (pid {self.pid}): {self.problem()} (status {self.exit_before_stop} "
+                f"before stop, {self.proc.returncode} after):\n{' '.join(self.cmd)}\n"
+                f"{self.sanitizer_report}\n--- pggw stderr ---\n{self.log_text()[-5000:]}")
 
     def stop(self, grace: float = 5) -> int | None:
         if self.exit_before_stop is None:
@@ -483,6 +567,7 @@ class Pggw:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(5)
         try:
@@ -518,12 +603,28 @@ def pggw(request):
 
 
 def check_no_crash(procs):
-    crashed = [p for p in procs if p.crashed()]
-    if crashed:
-        p = crashed[0]
-        raise AssertionError(f"pggw (pid {p.pid}) crashed (status {p.exit_before_stop} before "
-                             f"stop, {p.proc.returncode} after):\n{' '.join(p.cmd)}\n"
-                             f"{p.log_text()[-5000:]}")
+    """Fail if any of these pggw crashed or wrote a sanitizer report (each is failed once)."""
+    bad = [p for p in procs if not p.problem_reported and p.problem()]
+    for p in bad:
+        p.problem_reported = True
+    if bad:
+        raise AssertionError("\n\n".join(p.describe_problem() for p in bad))
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_nor_sanitizer_report(request):
+    """After every test: no pggw that has exited by now (one of a `with Pggw(...)` block, one
+    started with wait=False, a module-scoped one that died during the test, ...) may have
+    crashed or written a sanitizer report, and no other pggw (run(), scripts/demo.sh) may have
+    written one meanwhile. A module-scoped pggw still running is checked when its fixture stops
+    it (check_no_crash), or at the end of the session."""
+    yield
+    check_no_crash([p for p in _all_pggw if not p.alive()])
+    ours = {f".{p.pid}" for p in _all_pggw if p.alive()}
+    stray = {f: t for f, t in sanitizer_reports().items() if f.suffix not in ours}
+    if stray:
+        raise AssertionError(f"sanitizer report from a pggw run by this test:\n"
+                             f"{claim_reports(stray)}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -549,8 +650,25 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """Stop what is left; any crash or sanitizer report not yet charged to a test (a pggw
+    stopped here, a LeakSanitizer report at its exit) fails the session."""
     for p in _all_pggw:
         p.stop()
+    bad = [p.describe_problem() for p in _all_pggw if not p.problem_reported and p.problem()]
+    stray = sanitizer_reports()
+    if stray:
+        bad.append("sanitizer report from an unknown pggw:\n" + claim_reports(stray))
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    say = tr.write_line if tr is not None else print
+    killed = [p.pid for p in _all_pggw if p.killed]
+    if killed:  # not a failure (a test may leave sessions open), but no leak check for them
+        say(f"pggw still running {len(killed)} time(s) 5 s after SIGTERM, killed: {killed}")
+    for text in bad:
+        say(f"FAILED at session end: {text}")
+    if bad:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif not any(SANITIZER_DIR.iterdir()):
+        shutil.rmtree(SANITIZER_DIR, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------
