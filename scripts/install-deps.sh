@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev android-libboringssl-dev libwolfssl-dev prometheus-cpp-dev
-  libtomlplusplus-dev libcli11-dev libspdlog-dev libgtest-dev libbenchmark-dev
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libidn-dev libgtest-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
   python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy

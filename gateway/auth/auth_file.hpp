@@ -49,8 +49,8 @@ struct AuthEntry {
     // scram: the secret from the file; plaintext: pggw's own, made at load time (client leg
     // only: PostgreSQL's salt differs). Absent for md5.
     std::optional<ScramSecret> secret;
-    std::string password;  // plaintext only: the password itself (server leg)
-    std::string md5;       // md5 only: the hash as written
+    std::string password;    // plaintext only: the password itself (server leg)
+    std::string md5_secret;  // md5 only: the hash as written
 };
 
 class AuthTable {

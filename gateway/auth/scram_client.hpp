@@ -24,11 +24,24 @@ namespace pggw::auth {
 //    a different salt or iteration count in its server-first-message gives Kind stale.
 //  - password: a plaintext auth-file entry; SaltedPassword is computed with PostgreSQL's salt
 //    and iteration count, so any secret PostgreSQL holds for that password works (the
-//    ServerKey that checks PostgreSQL's signature comes from the same computation).
+//    ServerKey that checks PostgreSQL's signature comes from the same computation). When a
+//    password is given it is used, whatever else is.
 struct ScramCredentials {
     std::optional<ScramSecret> secret;
     std::optional<tls::Sha256Digest> client_key;
     std::optional<std::string> password;
+
+    static ScramCredentials from_secret(ScramSecret secret, const tls::Sha256Digest& client_key) {
+        ScramCredentials c;
+        c.secret = std::move(secret);
+        c.client_key = client_key;
+        return c;
+    }
+    static ScramCredentials from_password(std::string password) {
+        ScramCredentials c;
+        c.password = std::move(password);
+        return c;
+    }
 };
 
 class ScramClient {
