@@ -178,14 +178,15 @@ int run_gateway(const Config& cfg_in) {
     for (const auto& ep : listening) listen += (listen.empty() ? "" : ",") + endpoint_name(ep);
     spdlog::info(
         "pggw {} listening on {} with {} workers; server {}; client TLS {}; server TLS {}; "
-        "TLS library {}; max_connections {}; metrics on {}{}",
+        "TLS library {}; max_connections {}; metrics on {}",
         PGGW_VERSION, listen, workers, cfg.server.str(), tls_mode_name(shared.client_tls),
         tls_mode_name(cfg.server_tls), backend ? backend->name() : "none", connections.max(),
-        endpoint_name(admin.local_endpoint()),
-        auth_table ? fmt::format("; SCRAM in the gateway for {} users of {} (others {})",
-                                 auth_table->size(), cfg.auth_file,
-                                 cfg.auth_refuse_unknown ? "refused" : "relayed")
-                   : std::string());
+        endpoint_name(admin.local_endpoint()));
+    if (auth_table)
+        spdlog::info("SCRAM in the gateway for {} {} of {}; other users {}", auth_table->size(),
+                     auth_table->size() == 1 ? "user" : "users", cfg.auth_file,
+                     cfg.auth_refuse_unknown ? "refused (--auth-unknown-users refuse)"
+                                             : "relayed to the server");
     registry.readiness().ready = true;
 
     // The one TLS reload, for SIGHUP and for files changed on disk: both legs' contexts made
@@ -219,7 +220,8 @@ int run_gateway(const Config& cfg_in) {
         }
         for (auto& w : pool) w->set_auth(fresh);
         registry.auth_file_reloaded(true);
-        spdlog::info("{}: --auth-file reloaded ({} users)", why, fresh->size());
+        spdlog::info("{}: --auth-file reloaded ({} {})", why, fresh->size(),
+                     fresh->size() == 1 ? "user" : "users");
     };
     // Files changed: reloaded once their contents differ from what was loaded last, so that
     // unrelated activity in a watched directory costs a read of a few files and nothing more.

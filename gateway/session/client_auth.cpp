@@ -69,10 +69,12 @@ class Exchange {
         auto initial = pg::parse_sasl_initial_response(first.msg->body);
         if (!initial) {
             co_return co_await invalid(pg::sqlstate::protocol_violation,
-                                       "malformed SASL initial response", "", {});
+                                       "malformed SASL initial response", "",
+                                       auth::ScramStep::invalid);
         }
         mechanism_ =
             initial->mechanism == "SCRAM-SHA-256-PLUS" ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256";
+        rec_.client_auth = mechanism_;
         std::optional<std::span<const std::uint8_t>> data;
         if (initial->data) data = std::span<const std::uint8_t>(*initial->data);
         auth::ScramStep step = scram.initial(initial->mechanism, data);

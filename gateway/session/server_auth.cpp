@@ -98,6 +98,9 @@ class Login {
         }
     }
 
+    // What a failed login got as far as: the SCRAM mechanism it chose, or "none".
+    std::string_view attempted() const { return sasl_started_ ? scram_.mechanism() : "none"; }
+
   private:
     awaitable<error_code> sasl_start(std::span<const std::uint8_t> data,
                                      std::optional<ServerAuthOutcome>& done) {
@@ -265,7 +268,9 @@ awaitable<ServerAuthOutcome> authenticate_server(SessionEnv& env, SessionRecord&
                                                  auth::ScramCredentials credentials,
                                                  std::string_view user) {
     Login login(env, rec, server, std::move(credentials), user);
-    co_return co_await login.run(pending);
+    ServerAuthOutcome out = co_await login.run(pending);
+    if (!out.ok) out.mechanism = login.attempted();
+    co_return out;
 }
 
 }  // namespace pggw

@@ -26,7 +26,9 @@ struct ServerAuthOutcome {
     // ok: server bytes from the message after its SASLFinal on (AuthenticationOk first; or,
     // when the server asked for no password, from its AuthenticationOk), for the relay.
     std::vector<std::uint8_t> pending;
-    std::string_view mechanism = "relayed";  // what the server leg used ("trust": none asked)
+    // What the server leg used: a SCRAM mechanism, "password", "trust" (none asked), or
+    // "none" (failed before choosing one).
+    std::string_view mechanism = "none";
     // !ok: what the client is sent (the server's own ErrorResponse, relayed, or pggw's), and
     // the log line's text.
     std::vector<std::uint8_t> client_error;

@@ -294,10 +294,12 @@ class Negotiator {
                                    : client_leg->certificates().front().subject;
             spdlog::warn(
                 "TLS on both legs: pggw's certificate ({}) is not the PostgreSQL server's ({}), "
-                "so SCRAM channel binding cannot pass through pggw; clients connecting with "
-                "channel_binding=prefer or require will be refused with an explanation (use "
-                "channel_binding=disable, or give pggw the server's certificate and key)",
-                ours, info.peer_subject);
+                "so SCRAM channel binding cannot pass through pggw; {}clients connecting with "
+                "channel_binding=prefer or require will be refused with an explanation (put "
+                "them in --auth-file, use channel_binding=disable, or give pggw the server's "
+                "certificate and key)",
+                ours, info.peer_subject,
+                cfg_.auth_file.empty() ? "" : "for users not in --auth-file, ");
         }
         co_return co_await send_packet(std::move(conn));
     }

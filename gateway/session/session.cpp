@@ -282,6 +282,7 @@ awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) 
 // connection opened, and pggw logs in with the ClientKey the proof revealed.
 awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& startup_packet,
                                              const auth::AuthEntry& entry) {
+    rec_.client_auth = rec_.server_auth = "none";  // until each leg gets as far as a mechanism
     auto client_auth = co_await (authenticate_client(env_, rec_, client_, *entry.secret, user_) ||
                                  sleep_for(seconds(env_.cfg.handshake_timeout)));
     if (client_auth.index() == 1) {
@@ -311,6 +312,7 @@ awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& st
     } else {
         server_auth = std::move(std::get<0>(login));
     }
+    rec_.server_auth = server_auth.mechanism;
     if (!server_auth.ok) {
         spdlog::warn("login to the server on behalf of peer={} user={} database={} failed: {}",
                      rec_.peer, rec_.user, rec_.database, server_auth.log_error);
@@ -320,7 +322,6 @@ awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& st
         conn.stream->close();
         co_return;
     }
-    rec_.server_auth = server_auth.mechanism;
     // The client's SASLFinal (pggw's server signature), then the server's AuthenticationOk and
     // everything after it, unchanged. No channel-binding guard: each leg bound its own.
     if (co_await client_.write_all(pg::authentication_sasl_final(who.server_final))) {
@@ -334,6 +335,7 @@ awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& st
 // --auth-unknown-users refuse: the same exchange as for a known user, against a secret that
 // no password matches, so that the answer does not tell which users exist.
 awaitable<void> Session::refuse_unknown_user() {
+    rec_.client_auth = rec_.server_auth = "none";
     auto r = co_await (
         authenticate_client(env_, rec_, client_, mock_secret(*env_.crypto, user_), user_) ||
         sleep_for(seconds(env_.cfg.handshake_timeout)));
