@@ -163,8 +163,11 @@ const std::vector<OptionSpec>& option_table() {
          [](Config& c, const std::string& v, std::string& err) {
              return parse_choice(v, c.tls_min_version, {"1.2", "1.3"}, err);
          }},
-        {"tls-ciphers", "TLS 1.2 cipher list (library syntax)", false, str(&Config::tls_ciphers)},
-        {"tls-groups", "key exchange groups, e.g. X25519:P-256", false, str(&Config::tls_groups)},
+        {"tls-ciphers",
+         "TLS 1.2 cipher list toward clients (library syntax; default ECDHE with AEAD only)", false,
+         str(&Config::tls_ciphers)},
+        {"tls-groups", "key exchange groups toward clients, e.g. X25519:P-256", false,
+         str(&Config::tls_groups)},
         {"server-tls", "TLS toward PostgreSQL: libpq sslmode names (default disable)", false,
          [](Config& c, const std::string& v, std::string& err) {
              return parse_mode(v, c.server_tls, err);
@@ -174,6 +177,11 @@ const std::vector<OptionSpec>& option_table() {
         {"server-cert", "PEM client certificate presented to PostgreSQL", false,
          str(&Config::server_cert)},
         {"server-key", "PEM key of --server-cert", false, str(&Config::server_key)},
+        {"server-tls-ciphers",
+         "TLS 1.2 cipher list toward PostgreSQL (library syntax; default ECDHE with AEAD only)",
+         false, str(&Config::server_tls_ciphers)},
+        {"server-tls-groups", "key exchange groups toward PostgreSQL, e.g. X25519:P-256", false,
+         str(&Config::server_tls_groups)},
         {"server-sni", "SNI and verify-full name toward PostgreSQL (default: --server host)", false,
          str(&Config::server_sni)},
         {"auth-file",

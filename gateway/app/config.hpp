@@ -48,12 +48,18 @@ struct Config {
     // TLS toward the server
     TlsMode server_tls = TlsMode::disable;
     std::string server_ca, server_cert, server_key, server_sni;
+    std::string server_tls_ciphers, server_tls_groups;  // empty: as the client leg's defaults
 
     // SCRAM in the gateway: users whose secret is in auth_file are authenticated by pggw, which
     // then logs in to PostgreSQL on their behalf (gateway/auth/). Users it does not know are
     // relayed (the server authenticates them) unless auth_refuse_unknown.
     std::string auth_file;
     bool auth_refuse_unknown = false;
+    // --auth-user/--auth-query (PgBouncer's auth_user/auth_query): users not in auth_file are
+    // looked up in PostgreSQL, logged in to as auth_user (gateway/session/auth_lookup.hpp).
+    std::string auth_user;                 // empty: no lookups
+    std::string auth_query;                // empty: auth::kDefaultAuthQuery
+    double auth_query_cache_seconds = 30;  // 0: no cache
 
     // PROXY protocol: sources in proxy_trusted must send a header, any other source is closed.
     proxy_protocol::Mode proxy_protocol = proxy_protocol::Mode::off;

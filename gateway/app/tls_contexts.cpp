@@ -118,6 +118,8 @@ bool make_tls_contexts(const Config& cfg, tls::Backend* backend, TlsContexts& ou
         o.ca_file = cfg.server_ca;
         o.verify = server_negotiation::plan_for(cfg.server_tls, !cfg.server_ca.empty()).verify;
         o.min_version = min_version(cfg);
+        o.ciphers = cfg.server_tls_ciphers;
+        o.groups = cfg.server_tls_groups;
         if (!make_context(backend, o, "server", out.server, error)) return false;
     }
     TlsMode mode = cfg.effective_client_tls();

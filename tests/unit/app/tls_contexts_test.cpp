@@ -137,5 +137,36 @@ TEST(MakeTlsContexts, RefusesGroupReadableKeysOfEitherLegBeforeLoading) {
     }
 }
 
+// --server-tls-ciphers / --server-tls-groups reach the server leg's context, and only it: a list
+// the library refuses fails that leg by name, while the client leg's lists never apply there.
+TEST(MakeTlsContexts, ServerLegTakesItsOwnCipherAndGroupLists) {
+    for (const auto& name : tls::compiled_backends()) {
+        SCOPED_TRACE(name);
+        std::string error;
+        tls::Backend* backend = tls::load_backend(name, error);
+        ASSERT_NE(backend, nullptr) << error;
+        Config cfg;
+        cfg.server_tls = TlsMode::require;
+        cfg.tls_ciphers = "NO-SUCH-CIPHER";  // client leg only (disabled here)
+        cfg.tls_groups = "NO-SUCH-GROUP";
+        TlsContexts out;
+        EXPECT_TRUE(make_tls_contexts(cfg, backend, out, error)) << error;
+        EXPECT_TRUE(out.server);
+
+        cfg.server_tls_ciphers = "NO-SUCH-CIPHER";
+        out = {};
+        EXPECT_FALSE(make_tls_contexts(cfg, backend, out, error));
+        EXPECT_EQ(error.rfind("server TLS (" + name + "): ", 0), 0u) << error;
+
+        cfg.server_tls_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+        cfg.server_tls_groups = "NO-SUCH-GROUP";
+        EXPECT_FALSE(make_tls_contexts(cfg, backend, out, error));
+        EXPECT_EQ(error.rfind("server TLS (" + name + "): ", 0), 0u) << error;
+
+        cfg.server_tls_groups = "P-256";
+        EXPECT_TRUE(make_tls_contexts(cfg, backend, out, error)) << error;
+    }
+}
+
 }  // namespace
 }  // namespace pggw
