@@ -112,7 +112,7 @@ const std::vector<OptionSpec>& option_table() {
          },
          [](Config& c) { c.listen.clear(); }},
         {"server",
-         "PostgreSQL server HOST:PORT (default 127.0.0.1:5432; names resolved per session; "
+         "PostgreSQL server HOST:PORT (default 127.0.0.1:5432; names looked up again every 5 s; "
          "--backend is an older name for it)",
          false, host_port(&Config::server)},
         {"workers", "worker threads (default: CPUs this process may use)", false,

@@ -74,24 +74,24 @@ std::string verified_tls_message(std::string_view why) {
            std::string(why) + ")";
 }
 
-awaitable<ServerConnection> tcp_connect(const HostPort& server) {
+awaitable<ServerConnection> tcp_connect(SessionEnv& env) {
+    const HostPort& server = env.cfg.server;
     ServerConnection out;
     auto ex = co_await asio::this_coro::executor;
     std::vector<tcp::endpoint> endpoints;
     error_code ec;
     auto addr = asio::ip::make_address(server.host, ec);
-    if (!ec) {
+    const bool by_name = static_cast<bool>(ec);
+    if (!by_name) {
         endpoints.emplace_back(addr, server.port);
     } else {
-        tcp::resolver resolver(ex);
-        auto [rec, results] =
-            co_await resolver.async_resolve(server.host, std::to_string(server.port), use_nothrow);
-        if (rec) {
-            out.log_error = "could not resolve \"" + server.host + "\": " + rec.message();
+        ResolverCache::Answer a = co_await env.server_addresses.resolve(server.host, server.port);
+        if (a.error) {
+            out.log_error = "could not resolve \"" + server.host + "\": " + a.error.message();
             out.error = ConnectError::resolve;
             co_return out;
         }
-        for (const auto& r : results) endpoints.push_back(r.endpoint());
+        endpoints = std::move(a.endpoints);
     }
     error_code last;
     for (const auto& ep : endpoints) {
@@ -108,6 +108,8 @@ awaitable<ServerConnection> tcp_connect(const HostPort& server) {
     }
     out.error =
         last == asio::error::connection_refused ? ConnectError::refused : ConnectError::unreachable;
+    // Every address failed: the next session waits for a fresh lookup (failover DNS).
+    if (by_name) env.server_addresses.forget(server.host, server.port);
     co_return out;
 }
 
@@ -162,14 +164,14 @@ class Negotiator {
     }
 
     awaitable<ServerConnection> plaintext() {
-        ServerConnection conn = co_await tcp_connect(cfg_.server);
+        ServerConnection conn = co_await tcp_connect(env_);
         if (!conn.stream) co_return conn;
         co_return co_await send_packet(std::move(conn));
     }
 
     awaitable<ServerConnection> with_tls(bool fallback) {
         if (!env_.tls.server) co_return failed("no server TLS context", ConnectError::tls_config);
-        ServerConnection conn = co_await tcp_connect(cfg_.server);
+        ServerConnection conn = co_await tcp_connect(env_);
         if (!conn.stream) co_return conn;
         Stream& s = *conn.stream;
         if (auto ec = co_await s.write_all(neg::ssl_request())) {

@@ -1,5 +1,6 @@
-// The server leg: a TCP connection to PostgreSQL (the --server name resolved anew for every
-// session, so a Kubernetes Service or failover DNS works), with the client side of README.SSL's
+// The server leg: a TCP connection to PostgreSQL (a --server name through the worker's
+// ResolverCache: a Kubernetes Service or failover DNS works, and a slow DNS server cannot hold
+// a session beyond its deadline), with the client side of README.SSL's
 // negotiation when --server-tls asks for it (libpq's sslmode semantics; see
 // pg/server_negotiation.hpp for what each mode does).
 #pragma once

@@ -11,6 +11,7 @@
 #include "gateway/app/config.hpp"
 #include "gateway/auth/auth_file.hpp"
 #include "gateway/net/asio.hpp"
+#include "gateway/net/resolver_cache.hpp"
 #include "metrics/metrics.hpp"
 #include "tls_backends/tls.hpp"
 
@@ -98,6 +99,8 @@ struct SessionEnv {
     ConnectionBudget& connections;
     std::atomic<std::size_t>& live_sessions;  // this worker's, read by the drain
     std::size_t worker;                       // index, for logs
+    // The --server name's addresses, this worker's (looked up at most once at a time).
+    ResolverCache server_addresses{};
 };
 
 }  // namespace pggw
