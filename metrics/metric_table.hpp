@@ -80,6 +80,13 @@ struct AuthResultDim : AlwaysPrecreate {
     static constexpr std::string_view name = "result";
     static constexpr std::array<std::string_view, 2> values{"ok", "error"};
 };
+// --auth-query lookups: found/not_found (answered by PostgreSQL), error (no answer: the login
+// failed), cached (answered from the worker's cache, found or not).
+struct AuthQueryResultDim : AlwaysPrecreate {
+    static constexpr std::string_view name = "result";
+    static constexpr std::array<std::string_view, 4> values{"found", "not_found", "error",
+                                                            "cached"};
+};
 struct ReplyDim {
     static constexpr std::string_view name = "reply";
     static constexpr std::array<std::string_view, 3> values{"S", "N", "other"};
@@ -171,6 +178,9 @@ struct SessionBuckets {
   SHARDED(auth_duration, histogram, "pggw_auth_duration_seconds",                                 \
           "Authentication duration by leg, mechanism and result.",                                \
           (Fixed<Histogram<LatencyBuckets>, LegDim, AuthMechanismDim, AuthResultDim>))            \
+  SHARDED(auth_queries, counter, "pggw_auth_queries_total",                                      \
+          "--auth-query lookups of users not in --auth-file, by result (cached: answered from "   \
+          "the worker's cache).", (Fixed<Count, AuthQueryResultDim>))                             \
   SHARDED(server_connect_duration, histogram, "pggw_server_connect_duration_seconds",             \
           "Time to open a TCP connection to the PostgreSQL server.",                              \
           (Scalar<Histogram<LatencyBuckets>>))                                                    \

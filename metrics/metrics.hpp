@@ -34,6 +34,7 @@ using StartupKind = pggw::StartupKind;
 enum class Direction { client_to_server, server_to_client };
 enum class AuthMechanism { scram_sha_256, scram_sha_256_plus, relayed };
 enum class AuthResult { ok, error };
+enum class AuthQueryResult { found, not_found, error, cached };  // AuthQueryResultDim's order
 
 // A certificate pggw presents (subject, expiry): what the TLS context reports.
 using CertificateInfo = tls::CertificateInfo;
@@ -83,6 +84,7 @@ class alignas(64) WorkerMetrics {
     void tls_session(Leg leg, std::string_view version, std::string_view cipher);
     // Counts pggw_auth_total and observes pggw_auth_duration_seconds with the same labels.
     void auth(Leg leg, AuthMechanism m, AuthResult r, double seconds);
+    void auth_query(AuthQueryResult r);  // pggw_auth_queries_total{result}
     void server_connect(double seconds);
     void server_connect_error(std::string_view reason);  // capped like tls_session
     void bytes(Direction d, std::uint64_t n);
@@ -178,6 +180,10 @@ inline void WorkerMetrics::tls_session(Leg leg, std::string_view version, std::s
 
 inline void WorkerMetrics::auth(Leg leg, AuthMechanism m, AuthResult r, double seconds) {
     f_.auth_duration_.at(leg, m, r).observe(seconds);
+}
+
+inline void WorkerMetrics::auth_query(AuthQueryResult r) {
+    f_.auth_queries_.at(r).inc();
 }
 
 inline void WorkerMetrics::server_connect(double seconds) {

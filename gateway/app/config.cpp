@@ -198,6 +198,26 @@ const std::vector<OptionSpec>& option_table() {
              c.auth_refuse_unknown = mode == "refuse";
              return true;
          }},
+        {"auth-user",
+         "role pggw logs in as to look up the SCRAM secrets of users not in --auth-file with "
+         "--auth-query (its password: a plaintext --auth-file entry, or --server-cert)",
+         false, str(&Config::auth_user)},
+        {"auth-query",
+         "SQL with $1 (the user name) returning the user name and its SCRAM secret (default: "
+         "pg_authid, valid logins only)",
+         false, str(&Config::auth_query)},
+        {"auth-query-cache-seconds",
+         "seconds a worker remembers an --auth-query answer (default 30, 0: none; users not "
+         "found: at most 5)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             char* end = nullptr;
+             if (!v.empty() && std::strtod(v.c_str(), &end) == 0 && *end == '\0') {
+                 c.auth_query_cache_seconds = 0;
+                 return true;
+             }
+             return parse_seconds(v, c.auth_query_cache_seconds, err);
+         }},
         {"proxy-protocol",
          "off|v1|v2|auto: a PROXY protocol header (HAProxy) before anything else, from "
          "--proxy-trusted sources (default off)",

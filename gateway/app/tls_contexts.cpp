@@ -12,7 +12,7 @@ namespace pggw {
 
 bool tls_needed(const Config& cfg) {
     return cfg.effective_client_tls() != TlsMode::disable || cfg.server_tls != TlsMode::disable ||
-           !cfg.auth_file.empty();
+           !cfg.auth_file.empty() || !cfg.auth_user.empty();
 }
 
 bool validate_tls_settings(const Config& cfg, std::string& error) {

@@ -8,6 +8,7 @@
 #include "gateway/pg/auth_messages.hpp"
 #include "gateway/pg/client_negotiation.hpp"
 #include "gateway/pg/protocol.hpp"
+#include "gateway/session/auth_lookup.hpp"
 #include "gateway/session/client_auth.hpp"
 #include "gateway/session/clock.hpp"
 #include "gateway/session/leg_tls.hpp"
@@ -254,16 +255,36 @@ awaitable<void> Session::forward_cancel(const std::vector<std::uint8_t>& packet)
 
 awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) {
     auth_ = env_.auth;
-    if (auth_) {
-        const auth::AuthEntry* entry = auth_->find(user_);
-        if (entry && entry->secret) {  // md5 entries: relayed, as unknown users
-            co_await serve_authenticated(startup_packet, *entry);
+    const auth::AuthEntry* entry = auth_ ? auth_->find(user_) : nullptr;
+    if (entry && entry->secret) {  // md5 entries: relayed, as unknown users
+        co_await serve_authenticated(startup_packet, *entry);
+        co_return;
+    }
+    const bool lookups = auth_query_enabled(env_);
+    if (!entry && lookups) {
+        // --auth-query: the secret from PostgreSQL, then exactly as an --auth-file entry.
+        AuthLookupOutcome found = co_await look_up_secret(env_, rec_, user_, startup_packet);
+        if (found.kind == AuthLookupOutcome::error) {
+            spdlog::warn("--auth-query lookup for user {} failed: peer={}: {}", rec_.user,
+                         rec_.peer, found.log_error);
+            co_await refuse_client(client_, rec_, m_, pg::sqlstate::connection_failure,
+                                   "pggw could not look up the password of user \"" +
+                                       std::string(user_) + "\" in the PostgreSQL server",
+                                   Refusal::server_auth, found.client_detail);
             co_return;
         }
-        if (!entry && env_.cfg.auth_refuse_unknown) {
-            co_await refuse_unknown_user();
+        if (found.kind == AuthLookupOutcome::found) {
+            auth::AuthEntry looked_up;
+            looked_up.user = user_;
+            looked_up.secret = std::move(found.secret);
+            co_await serve_authenticated(startup_packet, looked_up);
             co_return;
         }
+        spdlog::debug("--auth-query: user {} not found: {}", rec_.user, found.log_error);
+    }
+    if (!entry && (auth_ || lookups) && env_.cfg.auth_refuse_unknown) {
+        co_await refuse_unknown_user();
+        co_return;
     }
     ServerConnection conn = co_await connect_server(env_, startup_packet);  // sends it
     if (!conn.stream) {

@@ -10,6 +10,7 @@
 
 #include "gateway/app/config.hpp"
 #include "gateway/auth/auth_file.hpp"
+#include "gateway/auth/auth_query.hpp"
 #include "gateway/net/asio.hpp"
 #include "gateway/net/resolver_cache.hpp"
 #include "metrics/metrics.hpp"
@@ -101,6 +102,8 @@ struct SessionEnv {
     std::size_t worker;                       // index, for logs
     // The --server name's addresses, this worker's (looked up at most once at a time).
     ResolverCache server_addresses{};
+    // --auth-query's cache and lookups in flight, this worker's (gateway/session/auth_lookup).
+    auth::AuthQueryState auth_query{};
 };
 
 }  // namespace pggw
