@@ -87,6 +87,12 @@ struct AuthQueryResultDim : AlwaysPrecreate {
     static constexpr std::array<std::string_view, 4> values{"found", "not_found", "error",
                                                             "cached"};
 };
+// The overload cap a connection hit before its startup completed (gateway/session/admission.hpp).
+struct RejectionReasonDim : AlwaysPrecreate {
+    static constexpr std::string_view name = "reason";
+    static constexpr std::array<std::string_view, 4> values{
+        "negotiating_total", "negotiating_per_source", "handshake_queue_timeout", "cancel_rate"};
+};
 struct ReplyDim {
     static constexpr std::string_view name = "reply";
     static constexpr std::array<std::string_view, 3> values{"S", "N", "other"};
@@ -159,6 +165,15 @@ struct SessionBuckets {
   SHARDED(proxy_headers, counter, "pggw_proxy_protocol_headers_total",                            \
           "PROXY protocol headers by result (untrusted: a source outside --proxy-trusted).",      \
           (Fixed<Count, ProxyHeaderResultDim>))                                                   \
+  SHARDED(connections_negotiating, gauge, "pggw_connections_negotiating",                         \
+          "Connections between accept and a complete StartupMessage or CancelRequest.",           \
+          (Scalar<Level>))                                                                        \
+  SHARDED(connections_rejected, counter, "pggw_connections_rejected_total",                       \
+          "Connections closed before their startup completed by an overload cap, by cap.",        \
+          (Fixed<Count, RejectionReasonDim>))                                                     \
+  SHARDED(tls_handshakes_in_progress, gauge, "pggw_tls_handshakes_in_progress",                   \
+          "Client TLS handshakes in progress (at most --max-handshakes-per-worker per worker).",   \
+          (Scalar<Level>))                                                                        \
   SHARDED(negotiation_replies, counter, "pggw_negotiation_replies_total",                         \
           "Replies to SSLRequest/GSSENCRequest.", (Fixed<Count, ReplyDim>))                       \
   DERIVED(tls_handshakes, counter, "pggw_tls_handshakes_total",                                   \

@@ -34,6 +34,16 @@ using StartupKind = pggw::StartupKind;
 enum class Direction { client_to_server, server_to_client };
 enum class AuthMechanism { scram_sha_256, scram_sha_256_plus, relayed };
 enum class AuthResult { ok, error };
+// The overload cap that closed a connection before its startup completed (RejectionReasonDim).
+enum class Rejection {
+    negotiating_total,
+    negotiating_per_source,
+    handshake_queue_timeout,
+    cancel_rate
+};
+constexpr std::size_t kRejectionCount = 4;
+static_assert(detail::RejectionReasonDim::values.size() == kRejectionCount &&
+              detail::RejectionReasonDim::values[3] == "cancel_rate");
 enum class AuthQueryResult { found, not_found, error, cached };  // AuthQueryResultDim's order
 
 // A certificate pggw presents (subject, expiry): what the TLS context reports.
@@ -74,6 +84,9 @@ class alignas(64) WorkerMetrics {
     // oversized, truncated, timeout); anything else is counted as "other".
     void proxy_header(std::string_view result);
     void negotiation_reply(char reply);  // 'S' or 'N' (anything else counts as "other")
+    void negotiating(int delta);         // pggw_connections_negotiating
+    void connection_rejected(Rejection r);
+    void tls_handshakes_in_progress(int delta);
     // library: "boringssl" or "wolfssl" (else "other"). Counts pggw_tls_handshakes_total and
     // observes pggw_tls_handshake_duration_seconds with the same labels.
     void tls_handshake(Leg leg, std::string_view library, HandshakeResult r, double seconds);
@@ -158,6 +171,18 @@ inline void WorkerMetrics::proxy_header(std::string_view result) {
 
 inline void WorkerMetrics::negotiation_reply(char reply) {
     f_.negotiation_replies_.at(reply == 'S' ? 0 : reply == 'N' ? 1 : 2).inc();
+}
+
+inline void WorkerMetrics::negotiating(int delta) {
+    f_.connections_negotiating_.get().add(delta);
+}
+
+inline void WorkerMetrics::connection_rejected(Rejection r) {
+    f_.connections_rejected_.at(r).inc();
+}
+
+inline void WorkerMetrics::tls_handshakes_in_progress(int delta) {
+    f_.tls_handshakes_in_progress_.get().add(delta);
 }
 
 inline void WorkerMetrics::tls_handshake(Leg leg, std::string_view library, HandshakeResult r,

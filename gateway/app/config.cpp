@@ -127,6 +127,50 @@ const std::vector<OptionSpec>& option_table() {
          [](Config& c, const std::string& v, std::string& err) {
              return parse_uint(v, c.max_connections, 1, 10'000'000, err);
          }},
+        {"max-negotiating",
+         "connections at most between accept and a complete StartupMessage or CancelRequest; "
+         "beyond it new ones are closed at once (default: --max-connections, at most 4096)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_uint(v, c.max_negotiating, 1, 10'000'000, err);
+         }},
+        {"max-negotiating-per-source",
+         "connections in negotiation at most from one client address (the PROXY protocol's "
+         "when used); 0: no cap (default: an eighth of the smaller of --max-connections and "
+         "--max-negotiating)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             unsigned n = 0;
+             if (!parse_uint(v, n, 0, 10'000'000, err)) return false;
+             c.max_negotiating_per_source = n;
+             return true;
+         }},
+        {"max-handshakes-per-worker",
+         "client TLS handshakes in progress at most per worker; later ones wait up to 1 s for a "
+         "place, then are closed (default 64)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_uint(v, c.max_handshakes_per_worker, 1, 1'000'000, err);
+         }},
+        {"cancel-rate-per-source",
+         "CancelRequests forwarded per second at most from one client address, bursts of twice "
+         "that; more are dropped; 0: no cap (default 20)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             return parse_uint(v, c.cancel_rate_per_source, 0, 1'000'000, err);
+         }},
+        {"client-idle-timeout",
+         "seconds a session may stay idle between transactions (no bytes either way) before "
+         "FATAL 57P05 and close; 0: off (default 0)",
+         false,
+         [](Config& c, const std::string& v, std::string& err) {
+             char* end = nullptr;
+             if (!v.empty() && std::strtod(v.c_str(), &end) == 0 && *end == '\0') {
+                 c.client_idle_timeout = 0;
+                 return true;
+             }
+             return parse_seconds(v, c.client_idle_timeout, err);
+         }},
         {"drain-delay",
          "seconds after SIGTERM during which /readyz answers 503 but new sessions are still "
          "served, for a load balancer to deregister pggw (default 0)",
@@ -521,6 +565,21 @@ unsigned default_max_connections() {
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 100;
     rlim_t n = rl.rlim_cur == RLIM_INFINITY ? 1'000'000 : rl.rlim_cur;
     return n > 128 ? unsigned((n - 64) / 2) : 32;
+}
+
+unsigned effective_max_negotiating(const Config& cfg, unsigned max_connections) {
+    // A legitimate negotiation lasts one round trip and a handshake: even a reconnect storm of
+    // every session at once fits in max_connections; 4096 bounds the memory of TLS state held
+    // by connections that never send a StartupMessage when the fd limit makes max_connections
+    // huge.
+    return cfg.max_negotiating ? cfg.max_negotiating
+                               : std::max(1u, std::min(max_connections, 4096u));
+}
+
+unsigned effective_max_negotiating_per_source(const Config& cfg, unsigned max_connections) {
+    if (cfg.max_negotiating_per_source) return *cfg.max_negotiating_per_source;
+    return std::max(1u,
+                    std::min(max_connections, effective_max_negotiating(cfg, max_connections)) / 8);
 }
 
 }  // namespace pggw

@@ -35,6 +35,12 @@ struct Config {
     double handshake_timeout = 10;       // seconds, accept to complete StartupMessage
     double server_connect_timeout = 5;   // seconds
     unsigned max_connections = 0;        // 0: derived from the open-file limit
+    // Overload caps (gateway/session/admission.hpp); derived defaults in the functions below.
+    unsigned max_negotiating = 0;                        // 0: min(max-connections, 4096)
+    std::optional<unsigned> max_negotiating_per_source;  // unset: an eighth; 0: no cap
+    unsigned max_handshakes_per_worker = 64;
+    unsigned cancel_rate_per_source = 20;  // per second, burst twice that; 0: no cap
+    double client_idle_timeout = 0;        // seconds; 0: off
     double drain_delay = 0;     // seconds after SIGTERM: /readyz 503, listeners still serve
     double drain_timeout = 30;  // seconds, then: sessions still open get 57P01 and are closed
 
@@ -97,5 +103,9 @@ bool load_config_text(std::string_view text, const std::string& source, Config& 
 // Defaults that depend on the machine.
 unsigned default_workers();
 unsigned default_max_connections();
+// --max-negotiating and --max-negotiating-per-source as they apply, given the effective
+// --max-connections.
+unsigned effective_max_negotiating(const Config& cfg, unsigned max_connections);
+unsigned effective_max_negotiating_per_source(const Config& cfg, unsigned max_connections);
 
 }  // namespace pggw

@@ -102,6 +102,13 @@ int run_gateway(const Config& cfg_in) {
     ConnectionBudget connections(cfg.max_connections ? cfg.max_connections
                                                      : default_max_connections());
     shared.connections = &connections;
+    AdmissionLimits caps;
+    caps.negotiating_total = effective_max_negotiating(cfg, connections.max());
+    caps.negotiating_per_source = effective_max_negotiating_per_source(cfg, connections.max());
+    caps.cancel_rate = cfg.cancel_rate_per_source;
+    caps.cancel_burst = 2.0 * cfg.cancel_rate_per_source;
+    Admission admission(caps);
+    shared.admission = &admission;
     tls::Backend* backend = nullptr;  // null only if no TLS is configured on either leg
     unsigned workers = cfg.workers ? cfg.workers : default_workers();
 
@@ -182,6 +189,12 @@ int run_gateway(const Config& cfg_in) {
         PGGW_VERSION, listen, workers, cfg.server.str(), tls_mode_name(shared.client_tls),
         tls_mode_name(cfg.server_tls), backend ? backend->name() : "none", connections.max(),
         endpoint_name(admin.local_endpoint()));
+    spdlog::info(
+        "overload caps: max_negotiating {}; max_negotiating_per_source {}; "
+        "max_handshakes_per_worker {}; cancel_rate_per_source {}/s; client_idle_timeout {}",
+        admission.limits().negotiating_total, admission.limits().negotiating_per_source,
+        cfg.max_handshakes_per_worker, cfg.cancel_rate_per_source,
+        cfg.client_idle_timeout > 0 ? fmt::format("{:g}s", cfg.client_idle_timeout) : "off");
     if (auth_table)
         spdlog::info("SCRAM in the gateway for {} {} of {}; other users {}", auth_table->size(),
                      auth_table->size() == 1 ? "user" : "users", cfg.auth_file,

@@ -26,6 +26,7 @@ struct Shared {
     const tls::Crypto* crypto = nullptr;  // the loaded TLS library's (null: none loaded)
     metrics::Registry* metrics = nullptr;
     ConnectionBudget* connections = nullptr;
+    Admission* admission = nullptr;
 };
 
 class Worker {
@@ -70,6 +71,8 @@ class Worker {
     std::shared_ptr<const auth::AuthTable> auth_;
     DrainSignal drain_{io_};
     std::atomic<std::size_t> live_sessions_{0};
+    HandshakeGate handshakes_;
+    RejectionLog rejections_;
     SessionEnv env_;
     std::thread thread_;
 };

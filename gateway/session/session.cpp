@@ -60,6 +60,7 @@ class Session {
 
   private:
     void set_peer(const asio::ip::address& a, std::uint16_t port) {
+        client_address_ = a;
         rec_.peer_host = a.to_string();
         rec_.peer =
             (a.is_v6() ? "[" + rec_.peer_host + "]" : rec_.peer_host) + ":" + std::to_string(port);
@@ -73,6 +74,8 @@ class Session {
         return refuse_client(client_, rec_, m_, sqlstate, message, why);
     }
     awaitable<void> forward_cancel(const std::vector<std::uint8_t>& packet);
+    // Closed by an overload cap (admission.hpp): counted, logged at a bounded rate, no reply.
+    void reject(Rejection why);
     awaitable<void> serve(const std::vector<std::uint8_t>& startup_packet);
     awaitable<void> serve_authenticated(const std::vector<std::uint8_t>& startup_packet,
                                         const auth::AuthEntry& entry);
@@ -82,8 +85,10 @@ class Session {
     metrics::WorkerMetrics& m_;
     Stream client_;
     SessionRecord rec_;
-    asio::ip::address peer_address_;  // the TCP peer (the balancer, behind PROXY protocol)
-    bool in_proxy_header_ = false;    // reading it: a timeout counts against it
+    asio::ip::address peer_address_;    // the TCP peer (the balancer, behind PROXY protocol)
+    asio::ip::address client_address_;  // the client: the PROXY header's, else the TCP peer
+    Admission::Ticket negotiating_;     // held from accept to the end of the negotiation
+    bool in_proxy_header_ = false;      // reading it: a timeout counts against it
     Clock::time_point started_ = Clock::now();
     bool was_session_ = false;  // got as far as a StartupMessage
     std::string user_;          // the StartupMessage's, unquoted (rec_.user is for logs)
@@ -93,6 +98,21 @@ class Session {
 };
 
 awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint8_t> initial) {
+    // A place among the worker's handshakes: waiting in line (after the 'S', never an 'N')
+    // for at most a second, within --handshake-timeout.
+    HandshakeGate::Pass pass =
+        co_await env_.handshakes.enter(std::min(seconds(1), seconds(env_.cfg.handshake_timeout)));
+    if (!pass) {
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() == asio::cancellation_type::none)
+            reject(Rejection::handshake_queue_timeout);  // else: run() logs the timeout
+        co_return false;
+    }
+    m_.tls_handshakes_in_progress(1);
+    struct InProgress {
+        metrics::WorkerMetrics& m;
+        ~InProgress() { m.tls_handshakes_in_progress(-1); }
+    } in_progress{m_};
     tls::EngineOptions opts;
     opts.require_alpn = direct;
     client_.start_tls(env_.tls.client->new_engine(opts), initial);
@@ -159,6 +179,11 @@ awaitable<Startup> Session::start() {
     if (proxy_header_expected()) {
         const bool ok = co_await read_proxy_header(rest);  // not inside && (see relay.cpp)
         if (!ok) co_return Startup{};
+        // Only now is the client known: until here the connection counted in the total only.
+        if (!negotiating_.count_source(client_address_)) {
+            reject(Rejection::negotiating_per_source);
+            co_return Startup{};
+        }
     }
     co_return co_await negotiate(rest);
 }
@@ -251,6 +276,44 @@ awaitable<void> Session::forward_cancel(const std::vector<std::uint8_t>& packet)
     std::array<std::uint8_t, 64> sink;
     co_await (conn.stream->read_some(sink) || sleep_for(std::chrono::seconds(5)));
     conn.stream->close();
+}
+
+void Session::reject(Rejection why) {
+    m_.connection_rejected(why);
+    rec_.close_reason = "rejected: " + std::string(rejection_name(why));
+    const RejectionLog::Decision d = env_.rejections.log(why, Clock::now());
+    if (!d.write) return;
+    const AdmissionLimits& caps = env_.admission.limits();
+    std::string cap;
+    switch (why) {
+        case Rejection::negotiating_total:
+            cap = fmt::format("{} connections in negotiation (--max-negotiating)",
+                              caps.negotiating_total);
+            break;
+        case Rejection::negotiating_per_source:
+            cap = fmt::format(
+                "{} connections in negotiation from one address "
+                "(--max-negotiating-per-source)",
+                caps.negotiating_per_source);
+            break;
+        case Rejection::handshake_queue_timeout:
+            cap = fmt::format(
+                "no place among {} TLS handshakes in progress within the queue wait "
+                "(--max-handshakes-per-worker)",
+                env_.cfg.max_handshakes_per_worker);
+            break;
+        case Rejection::cancel_rate:
+            cap = fmt::format(
+                "over {} cancel requests per second from one address "
+                "(--cancel-rate-per-source)",
+                env_.cfg.cancel_rate_per_source);
+            break;
+    }
+    spdlog::warn("connection rejected: peer={}{} reason={} worker={}: {}{}", rec_.peer,
+                 rec_.via.empty() ? "" : " via=" + rec_.via, rejection_name(why), env_.worker, cap,
+                 d.suppressed ? fmt::format(" ({} more of these not logged in the last {}s)",
+                                            d.suppressed, 10)
+                              : "");
 }
 
 awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) {
@@ -368,7 +431,6 @@ awaitable<void> Session::refuse_unknown_user() {
 
 awaitable<void> Session::run() {
     m_.session_started();
-    ConnectionBudget::Slot slot(env_.connections);
 
     if (env_.cfg.proxy_protocol != proxy_protocol::Mode::off && !proxy_header_expected()) {
         // Only the balancers may speak for a client: anyone else reaching this port directly
@@ -380,20 +442,38 @@ awaitable<void> Session::run() {
         co_return;
     }
 
-    auto neg = co_await (start() || sleep_for(seconds(env_.cfg.handshake_timeout)));
-    if (neg.index() == 1) {
-        if (in_proxy_header_) m_.proxy_header("timeout");
-        spdlog::info("startup timeout: peer={} after {}s", rec_.peer, env_.cfg.handshake_timeout);
-        rec_.close_reason = "startup timeout";
+    // The caps before the expensive part (admission.hpp): the total at once; the source now
+    // when it is the TCP peer, after the PROXY header when a balancer speaks for the client.
+    std::optional<ConnectionBudget::Slot> slot;  // --max-connections: from the StartupMessage
+    negotiating_ = env_.admission.enter(&m_);
+    if (!negotiating_) {
+        reject(Rejection::negotiating_total);
+    } else if (!proxy_header_expected() && !negotiating_.count_source(client_address_)) {
+        reject(Rejection::negotiating_per_source);
     } else {
-        Startup st = std::move(std::get<0>(neg));
-        if (st.what == Startup::cancel) {
-            co_await forward_cancel(st.packet);
-        } else if (st.what == Startup::startup && slot.over_limit()) {
-            co_await refuse(pg::sqlstate::too_many_connections, "sorry, too many clients already",
-                            Refusal::too_many_connections);
-        } else if (st.what == Startup::startup) {
-            co_await serve(st.packet);
+        auto neg = co_await (start() || sleep_for(seconds(env_.cfg.handshake_timeout)));
+        negotiating_.release();
+        if (neg.index() == 1) {
+            if (in_proxy_header_) m_.proxy_header("timeout");
+            spdlog::info("startup timeout: peer={} after {}s", rec_.peer,
+                         env_.cfg.handshake_timeout);
+            rec_.close_reason = "startup timeout";
+        } else {
+            Startup st = std::move(std::get<0>(neg));
+            if (st.what == Startup::cancel) {
+                if (env_.admission.allow_cancel(client_address_, Clock::now()))
+                    co_await forward_cancel(st.packet);
+                else
+                    reject(Rejection::cancel_rate);
+            } else if (st.what == Startup::startup) {
+                slot.emplace(env_.connections);
+                if (slot->over_limit())
+                    co_await refuse(pg::sqlstate::too_many_connections,
+                                    "sorry, too many clients already",
+                                    Refusal::too_many_connections);
+                else
+                    co_await serve(st.packet);
+            }
         }
     }
     client_.close();

@@ -13,6 +13,7 @@
 #include "gateway/auth/auth_query.hpp"
 #include "gateway/net/asio.hpp"
 #include "gateway/net/resolver_cache.hpp"
+#include "gateway/session/admission.hpp"
 #include "metrics/metrics.hpp"
 #include "tls_backends/tls.hpp"
 
@@ -25,7 +26,9 @@ struct TlsContexts {
 };
 
 // --max-connections, counted across every worker (one atomic add per session). A slot is
-// taken at accept and given back when the session's Slot goes away, whatever ends it.
+// taken at the StartupMessage (connections still negotiating are bounded by Admission, and
+// never take the place of a session) and given back when the session's Slot goes away,
+// whatever ends it.
 class ConnectionBudget {
   public:
     explicit ConnectionBudget(unsigned max) : max_(max) {}
@@ -98,12 +101,15 @@ struct SessionEnv {
     metrics::WorkerMetrics& metrics;  // this worker's shard
     DrainSignal& drain;
     ConnectionBudget& connections;
+    Admission& admission;                     // process-wide overload caps before the startup
+    HandshakeGate& handshakes;                // this worker's client TLS handshakes in progress
+    RejectionLog& rejections;                 // this worker's rate limit on rejection log lines
     std::atomic<std::size_t>& live_sessions;  // this worker's, read by the drain
     std::size_t worker;                       // index, for logs
-    // The --server name's addresses, this worker's (looked up at most once at a time).
-    ResolverCache server_addresses{};
     // --auth-query's cache and lookups in flight, this worker's (gateway/session/auth_lookup).
     auth::AuthQueryState auth_query{};
+    // The --server name's addresses, this worker's (looked up at most once at a time).
+    ResolverCache server_addresses{};
 };
 
 }  // namespace pggw
