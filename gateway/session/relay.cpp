@@ -39,7 +39,7 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     }
     co_await ((transfer(client_, server_, Direction::client_to_server) &&
                transfer(server_, client_, Direction::server_to_client)) ||
-              end_when_drained());
+              end_when_drained() || end_when_idle_too_long());
     note_relayed_auth(true);
 }
 
@@ -81,6 +81,7 @@ awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
             co_return;
         }
         std::span<const std::uint8_t> data(buf.data(), n);
+        last_bytes_ = Clock::now();
         if (!s2c) client_tracker_.feed(data);
         env_.metrics.bytes(dir, n);
         (s2c ? rec_.bytes_s2c : rec_.bytes_c2s) += n;
@@ -147,6 +148,28 @@ awaitable<void> Relay::end_when_drained() {
     auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
                                   "terminating connection due to administrator command");
     co_await client_.write_all(msg);
+}
+
+// --client-idle-timeout: a session idle between transactions (PostgreSQL's idle_session_timeout
+// does not count time in a transaction) with no bytes either way for that long ends with
+// PostgreSQL's FATAL 57P05, then close. Off: waits until the relay ends and cancels it.
+awaitable<void> Relay::end_when_idle_too_long() {
+    const double limit = env_.cfg.client_idle_timeout;
+    asio::steady_timer timer(client_.socket().get_executor(),
+                             asio::steady_timer::time_point::max());
+    for (;;) {
+        if (limit > 0) timer.expires_at(std::max(last_bytes_ + seconds(limit), Clock::now()));
+        co_await timer.async_wait(use_nothrow);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none || limit <= 0) co_return;
+        if (Clock::now() - last_bytes_ < seconds(limit)) continue;  // bytes came meanwhile
+        if (idle()) break;
+        // In a transaction or a query: look again a limit later (bytes will have moved it).
+        last_bytes_ = Clock::now();
+    }
+    rec_.close_reason = "idle-session timeout";
+    co_await client_.write_all(
+        pg::error_response("57P05", "terminating connection due to idle-session timeout"));
 }
 
 }  // namespace pggw

@@ -29,6 +29,7 @@ class Relay {
   private:
     awaitable<void> transfer(Stream& from, Stream& to, metrics::Direction dir);
     awaitable<void> end_when_drained();
+    awaitable<void> end_when_idle_too_long();  // --client-idle-timeout
     bool idle() const;
     void note_stripped_offer();
     // Relayed authentication (rec_.client_auth "relayed"): ok at the server's first
@@ -47,6 +48,7 @@ class Relay {
     std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
     bool auth_counted_ = false;
     Clock::time_point started_ = Clock::now();
+    Clock::time_point last_bytes_ = Clock::now();  // read on either leg, for the idle timeout
 };
 
 }  // namespace pggw
