@@ -6,6 +6,7 @@ starve.
 Real peers only: psql and psycopg2 (libpq 15), Python ssl and raw protocol bytes, HTTP from
 Python sockets bound to a second loopback address (127.0.0.2) as another source.
 """
+import math
 import os
 import re
 import shutil
@@ -13,16 +14,18 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from conftest import (PGGW_BIN, PSQL, assert_ready, clean_client_env, client_context,
-                      closing_all, conninfo, connect, describe, error_fields, gen_cert,
-                      parse_messages, psql, recv_all_until_close, run, simple_query, starttls,
-                      tls_backends, trust_session)
+from conftest import (PGGW_BIN, PSQL, TERMINATE, BioTls, assert_ready, clean_client_env,
+                      client_context, closing_all, conninfo, connect, describe, error_fields,
+                      gen_cert, parse_messages, psql, recv_all_until_close, recv_exact, run,
+                      simple_query, ssl_request, starttls, tls_backends, trust_session)
+from helpers_assert import binary_run_under, cpus_allowed, start_line_field
 
 LIBS = tls_backends()
 
@@ -211,6 +214,221 @@ def test_certificate_rotated_by_symlink_swap_without_signal(pggw, cluster, lib, 
     finally:
         conn.close()
     assert gw.alive()
+
+
+# --------------------------------------------------------------------------------------
+# SIGHUP
+# --------------------------------------------------------------------------------------
+def reloads(gw, result: str) -> float:
+    return metric(gw, f'pggw_tls_reloads_total{{result="{result}"}}')
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_failed_sighup_reload_keeps_the_old_certificate(pggw, cluster, lib, tmp_path):
+    """A certificate file broken on disk, then SIGHUP: the reload fails and is counted
+    ({result="error"} +1, the error logged under SIGHUP), the old certificate keeps serving new
+    handshakes (verified against its CA), an open session is untouched; the repaired file is
+    taken at the next SIGHUP."""
+    a = gen_cert(tmp_path / "a", "localhost")
+    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    shutil.copyfile(a["server.crt"], crt)
+    shutil.copyfile(a["server.key"], key)
+    os.chmod(key, 0o600)
+    gw = pggw("--tls-library", lib, "--client-tls", "require", "--cert", str(crt), "--key",
+              str(key), backend=cluster.addr)
+    old = first_cert_der(a["server.crt"])
+    assert served_cert(gw) == old
+    assert (reloads(gw, "ok"), reloads(gw, "error")) == (0, 0)
+    conn = psycopg2.connect(dsn(gw, "require"), connect_timeout=5)
+    try:
+        cur = conn.cursor()
+        cur.execute("select 1")
+        # Broken: the PEM cut in the middle of its base64 (a half-written file).
+        text = a["server.crt"].read_text()
+        crt.write_text(text[:len(text) // 2])
+        # The file watcher may see the change and fail first; either way SIGHUP must fail too.
+        time.sleep(0.5)
+        errors_before = reloads(gw, "error")
+        assert errors_before in (0, 1), errors_before
+        mark = gw.log_mark()
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reloads(gw, "error") == errors_before + 1, 10,
+                 "the failed SIGHUP reload counted")
+        lines = gw.wait_log(r"SIGHUP: TLS reload failed, keeping the current certificates: \S",
+                            5, since=mark)
+        assert len(lines) == 1, gw.log_text()[mark:]
+        assert reloads(gw, "ok") == 0
+        assert served_cert(gw) == old
+        r = psql(conninfo(host="localhost", port=gw.port, user="bob", dbname="appdb",
+                          sslmode="verify-full", sslrootcert=a["ca.crt"]), "select 'old cert'")
+        assert r.returncode == 0 and r.stdout.strip() == "old cert", r.stderr
+        cur.execute("select 2")
+        assert cur.fetchone() == (2,)
+
+        # Repaired (a new pair): the next SIGHUP takes it.
+        b = gen_cert(tmp_path / "b", "repaired.pggw.test", "localhost")
+        shutil.copyfile(b["server.key"], key)
+        shutil.copyfile(b["server.crt"], crt)
+        time.sleep(0.5)
+        ok_before = reloads(gw, "ok")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reloads(gw, "ok") == ok_before + 1, 10, "the SIGHUP reload counted")
+        assert served_cert(gw) == first_cert_der(b["server.crt"])
+        cur.execute("select 3")
+        assert cur.fetchone() == (3,)
+    finally:
+        conn.close()
+    assert gw.alive()
+
+
+def _tls_session_query(addr, ctx, tag: int) -> str:
+    with starttls(addr, ctx, timeout=20) as s:
+        assert_ready(trust_session(s, timeout=20)[0])
+        out = simple_query(s, f"select 'loop {tag}'", timeout=20)
+        s.sendall(TERMINATE)
+    rows = [p for k, p in out if k == b"D"]
+    assert out[-1][0] == b"Z" and rows and f"loop {tag}".encode() in rows[0], describe(out)
+    return s.version()
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_sighup_with_handshakes_and_sessions_in_flight(pggw, cluster, lib, tmp_path):
+    """SIGHUPs while TLS handshakes are half done (part of a ClientHello sent; a whole
+    ClientHello answered, the client's Finished not yet sent), sessions are open, and new
+    sessions keep coming: none fails, every reload counts as ok."""
+    a = gen_cert(tmp_path / "a", "localhost")
+    gw = pggw("--tls-library", lib, "--client-tls", "require", "--cert", str(a["server.crt"]),
+              "--key", str(a["server.key"]), "--workers", "2", backend=cluster.addr)
+    ctx = client_context(a["ca.crt"])
+    socks = []
+    with closing_all(socks):
+        # Open sessions, idle across the reloads.
+        open_sessions = []
+        for _ in range(3):
+            s = starttls(gw.addr, ctx, timeout=20)
+            socks.append(s)
+            assert_ready(trust_session(s, timeout=20)[0])
+            open_sessions.append(s)
+        # Handshakes in flight: half a ClientHello sent ...
+        halves = []
+        for _ in range(2):
+            raw = connect(gw.addr, timeout=20)
+            socks.append(raw)
+            raw.sendall(ssl_request())
+            assert recv_exact(raw, 1) == b"S"
+            t = BioTls(raw, ctx)
+            hello = t.client_hello()
+            raw.sendall(hello[:len(hello) // 2])
+            halves.append((t, hello[len(hello) // 2:]))
+        # ... and a whole one, the server's flight waiting unread (client Finished not sent).
+        whole = []
+        for _ in range(2):
+            raw = connect(gw.addr, timeout=20)
+            socks.append(raw)
+            raw.sendall(ssl_request())
+            assert recv_exact(raw, 1) == b"S"
+            t = BioTls(raw, ctx)
+            raw.sendall(t.client_hello())
+            whole.append(t)
+        time.sleep(0.3)  # the server has read what was sent
+
+        # New sessions all along.
+        stop, done, failures = threading.Event(), [], []
+
+        def loop():
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    done.append(_tls_session_query(gw.addr, ctx, n))
+                except Exception as e:  # noqa: BLE001 (every failure is reported below)
+                    failures.append(f"session {n}: {e!r}")
+        loopers = [threading.Thread(target=loop) for _ in range(2)]
+        for t in loopers:
+            t.start()
+        try:
+            mark = gw.log_mark()
+            hups = 5
+            for i in range(1, hups + 1):
+                gw.proc.send_signal(signal.SIGHUP)
+                # One at a time: signals sent while one is pending would be merged.
+                wait_for(lambda: reloads(gw, "ok") == i, 10, f"SIGHUP reload {i} counted")
+                time.sleep(0.1)
+            loops_during = len(done)
+        finally:
+            stop.set()
+            for t in loopers:
+                t.join(60)
+        assert not failures, failures[:5]
+        assert loops_during >= 2, f"only {loops_during} sessions during the reloads"
+        assert reloads(gw, "error") == 0
+        assert len(gw.wait_log(r"SIGHUP: TLS certificates reloaded", 5, count=hups,
+                               since=mark)) == hups
+
+        # The interrupted handshakes complete, and their sessions work.
+        for t, rest in halves:
+            t.handshake(rest)
+        for t in whole:
+            t.handshake()
+        for i, t in enumerate([t for t, _ in halves] + whole):
+            assert_ready(trust_session(t, timeout=20)[0])
+            out = simple_query(t, f"select 'in flight {i}'", timeout=20)
+            assert out[-1][0] == b"Z" and any(f"in flight {i}".encode() in p for k, p in out
+                                              if k == b"D"), describe(out)
+        for i, s in enumerate(open_sessions):
+            out = simple_query(s, f"select 'open {i}'", timeout=20)
+            assert out[-1][0] == b"Z" and any(f"open {i}".encode() in p for k, p in out
+                                              if k == b"D"), describe(out)
+    assert gw.alive()
+
+
+# --------------------------------------------------------------------------------------
+# Defaults taken from the process's environment
+# --------------------------------------------------------------------------------------
+def _cgroup_cpus() -> int | None:
+    """CPUs allowed by a cgroup v2 quota ("max 100000" = none), as pggw reads it."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(float(quota) / float(period)))
+
+
+def test_workers_default_is_the_cpus_pggw_may_use(pggw, cluster, tmp_path):
+    """No --workers: one worker per CPU of the process's affinity (and cgroup quota). Under
+    `taskset -c 0`, one; without, as many as this process may use."""
+    with binary_run_under(["taskset", "-c", "0"], tmp_path):
+        one = pggw("--client-tls", "disable", backend=cluster.addr)
+    assert start_line_field(one, "workers") == "1"
+    with connect(one.addr) as s:
+        assert_ready(trust_session(s)[0])
+    want = cpus_allowed()
+    if _cgroup_cpus() is not None:
+        want = min(want, _cgroup_cpus())
+    every = pggw("--client-tls", "disable", backend=cluster.addr)
+    assert start_line_field(every, "workers") == str(want)
+
+
+@pytest.mark.parametrize("nofile,want", [
+    ("1000", (1000 - 64) // 2),      # soft = hard = 1000
+    ("200:1000", (1000 - 64) // 2),  # the soft limit is raised to the hard one first
+    ("4096", (4096 - 64) // 2),
+    ("100", 32),                     # 128 or fewer: 32
+])
+def test_max_connections_default_follows_the_open_file_limit(pggw, cluster, tmp_path, nofile,
+                                                              want):
+    """No --max-connections: (open-file limit - 64) / 2, the limit taken after pggw raised its
+    soft limit to the hard one (gateway/app/config.cpp default_max_connections)."""
+    with binary_run_under(["prlimit", f"--nofile={nofile}", "--"], tmp_path):
+        gw = pggw("--client-tls", "disable", "--workers", "1", backend=cluster.addr)
+    assert start_line_field(gw, "max_connections") == str(want)
+    limits = Path(f"/proc/{gw.pid}/limits").read_text()
+    hard = nofile.split(":")[-1]
+    assert re.search(rf"Max open files\s+{hard}\s+{hard}\s", limits), limits
+    with connect(gw.addr) as s:
+        assert_ready(trust_session(s)[0])
 
 
 # --------------------------------------------------------------------------------------
