@@ -129,7 +129,8 @@ const std::vector<OptionSpec>& option_table() {
          }},
         {"max-negotiating",
          "connections at most between accept and a complete StartupMessage or CancelRequest; "
-         "beyond it new ones are closed at once (default: --max-connections, at most 4096)",
+         "beyond it new ones are closed at once (default: --max-connections, between 256 and "
+         "4096)",
          false,
          [](Config& c, const std::string& v, std::string& err) {
              return parse_uint(v, c.max_negotiating, 1, 10'000'000, err);
@@ -137,7 +138,7 @@ const std::vector<OptionSpec>& option_table() {
         {"max-negotiating-per-source",
          "connections in negotiation at most from one client address (the PROXY protocol's "
          "when used); 0: no cap (default: an eighth of the smaller of --max-connections and "
-         "--max-negotiating)",
+         "--max-negotiating, at least 16)",
          false,
          [](Config& c, const std::string& v, std::string& err) {
              unsigned n = 0;
@@ -571,14 +572,16 @@ unsigned effective_max_negotiating(const Config& cfg, unsigned max_connections) 
     // A legitimate negotiation lasts one round trip and a handshake: even a reconnect storm of
     // every session at once fits in max_connections; 4096 bounds the memory of TLS state held
     // by connections that never send a StartupMessage when the fd limit makes max_connections
-    // huge.
-    return cfg.max_negotiating ? cfg.max_negotiating
-                               : std::max(1u, std::min(max_connections, 4096u));
+    // huge. At least 256: with a small --max-connections, clients beyond it still get their
+    // 53300 in words rather than a silent close.
+    return cfg.max_negotiating ? cfg.max_negotiating : std::clamp(max_connections, 256u, 4096u);
 }
 
 unsigned effective_max_negotiating_per_source(const Config& cfg, unsigned max_connections) {
     if (cfg.max_negotiating_per_source) return *cfg.max_negotiating_per_source;
-    return std::max(1u,
+    // An eighth of the slots, and at least 16: a pooler or pgbench opening its connections at
+    // once from one address is not a flood.
+    return std::max(16u,
                     std::min(max_connections, effective_max_negotiating(cfg, max_connections)) / 8);
 }
 
