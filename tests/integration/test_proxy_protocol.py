@@ -12,6 +12,7 @@ import pytest
 
 from conftest import (PGGW_BIN, Pggw, TERMINATE, assert_ready, check_no_crash, conninfo,
                       gen_cert, psql, recv_all_until_close, run, ssl_request, trust_session)
+from helpers_assert import local_port, session_line
 from test_metrics import scrape, wait_metric
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -132,9 +133,10 @@ def test_psql_over_tls_through_haproxy(gw, haproxy, certs, version):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "t|bob"
     # The session line names psql's address (from the header) and the balancer it came via.
+    # (psql's port is not known here; exactly one session since the mark, this one.)
     lines = gw.wait_log(rf"session closed: peer=127\.0\.0\.1:\d+ via={BALANCER}:\d+ user=bob "
-                        rf".* tls=TLSv1\.3 ", since=mark)
-    assert lines, gw.log_text()[mark:]
+                        rf"database=appdb .* tls=TLSv1\.3 ", since=mark)
+    assert len(lines) == 1, gw.log_text()[mark:]
     assert gw.wait_log(rf"PROXY v{version[1]} header from {BALANCER}:\d+: client 127\.0\.0\.1:",
                        since=mark)
 
@@ -148,8 +150,10 @@ def test_client_address_from_a_second_loopback_address(gw, haproxy):
             msgs, _ = trust_session(s, "bob", "appdb")
             assert_ready(msgs)
             s.sendall(TERMINATE)
-        assert gw.wait_log(rf"session closed: peer={CLIENT}:{client_port} via={BALANCER}:\d+ "
-                           r"user=bob database=appdb", since=mark), gw.log_text()[mark:]
+        line = session_line(gw, client_port, since=mark)
+        assert line["peer"] == f"{CLIENT}:{client_port}", line
+        assert line["via"].startswith(f"{BALANCER}:"), line
+        assert (line["user"], line["database"], line["tls"]) == ("bob", "appdb", "off"), line
 
 
 def test_header_and_startup_in_one_segment(gw):
@@ -164,12 +168,14 @@ def test_local_command_keeps_the_real_peer(gw):
     """v2 LOCAL (a balancer's health check) carries no client: the TCP peer stands."""
     mark = gw.log_mark()
     with connect_from(BALANCER, gw.addr) as s:
+        port = local_port(s)
         s.sendall(v2_header("0.0.0.0", 0, command=0))
         msgs, _ = trust_session(s, "bob", "appdb")
         assert_ready(msgs)
         s.sendall(TERMINATE)
-    assert gw.wait_log(rf"session closed: peer={BALANCER}:\d+ via={BALANCER}:\d+ user=bob",
-                       since=mark)
+    line = session_line(gw, port, since=mark)
+    assert (line["peer"], line["via"]) == (f"{BALANCER}:{port}", f"{BALANCER}:{port}"), line
+    assert line["user"] == "bob", line
 
 
 def test_untrusted_source_is_closed(gw):
@@ -177,14 +183,17 @@ def test_untrusted_source_is_closed(gw):
     with a well-formed header (anyone could claim any address)."""
     before = scrape(gw).get("pggw_proxy_protocol_headers_total", result="untrusted") or 0
     mark = gw.log_mark()
+    ports = []
     for payload in (ssl_request(), v2_header("192.0.2.1", 1234)):
         with connect_from("127.0.0.1", gw.addr) as s:
+            ports.append(local_port(s))
             s.sendall(payload)
-            assert recv_all_until_close(s, 3) == b""
+            assert recv_all_until_close(s, 10) == b""
     wait_metric(gw, lambda m: m.get("pggw_proxy_protocol_headers_total", result="untrusted")
                 == before + 2, what="two untrusted")
-    assert len(gw.wait_log(r"outside --proxy-trusted closed: peer=127\.0\.0\.1:\d+", count=2,
-                           since=mark)) == 2
+    for port in ports:
+        assert len(gw.wait_log(rf"outside --proxy-trusted closed: peer=127\.0\.0\.1:{port}$",
+                               since=mark)) == 1, gw.log_text()[mark:]
 
 
 @pytest.mark.parametrize("result,payload,close_after", [
@@ -199,15 +208,17 @@ def test_bad_headers_close_with_a_counter(gw, result, payload, close_after):
     before = scrape(gw).get("pggw_proxy_protocol_headers_total", result=result) or 0
     mark = gw.log_mark()
     with connect_from(BALANCER, gw.addr) as s:
+        port = local_port(s)
         s.sendall(payload)
         if close_after:
             s.shutdown(socket.SHUT_WR)
         # Nothing of PostgreSQL's comes back: the connection just closes.
-        assert recv_all_until_close(s, 3) == b""
+        assert recv_all_until_close(s, 10) == b""
     wait_metric(gw, lambda m: m.get("pggw_proxy_protocol_headers_total", result=result)
                 == before + 1, what=f"{result} counted")
-    assert gw.wait_log(rf"PROXY protocol header (refused|truncated): peer={BALANCER}:\d+",
-                       since=mark), gw.log_text()[mark:]
+    what = "truncated" if result == "truncated" else "refused"
+    assert len(gw.wait_log(rf"PROXY protocol header {what}: peer={BALANCER}:{port}\b",
+                           since=mark)) == 1, gw.log_text()[mark:]
 
 
 def test_header_counts_against_the_handshake_timeout(gw):
@@ -215,8 +226,9 @@ def test_header_counts_against_the_handshake_timeout(gw):
     with connect_from(BALANCER, gw.addr) as s:
         s.sendall(b"PROXY TCP4 192.0.2.1")  # and nothing more: --handshake-timeout 1
         t0 = time.monotonic()
-        assert recv_all_until_close(s, 5) == b""
-        assert 0.8 < time.monotonic() - t0 < 3
+        assert recv_all_until_close(s, 15) == b""
+        # Not before the 1 s timeout; the upper bound is generous (a loaded 2-CPU machine).
+        assert 0.8 < time.monotonic() - t0 < 10
     wait_metric(gw, lambda m: m.get("pggw_proxy_protocol_headers_total", result="timeout")
                 == before + 1, what="timeout counted")
 
