@@ -222,6 +222,10 @@ const std::optional<ScramSecret>* AuthQueryCache::find(std::string_view user,
     return &it->second.secret;
 }
 
+void AuthQueryCache::forget(std::string_view user) {
+    if (auto it = entries_.find(user); it != entries_.end()) entries_.erase(it);
+}
+
 void AuthQueryCache::put(std::string_view user, std::optional<ScramSecret> secret,
                          Clock::time_point now, std::chrono::duration<double> ttl) {
     if (!secret && ttl > kNotFoundMax) ttl = kNotFoundMax;

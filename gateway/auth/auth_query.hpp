@@ -82,6 +82,8 @@ class AuthQueryCache {
     // ttl: --auth-query-cache-seconds (<= 0: nothing is stored).
     void put(std::string_view user, std::optional<ScramSecret> secret, Clock::time_point now,
              std::chrono::duration<double> ttl);
+    // Drops user's answer: the login it served failed (the password may have changed since).
+    void forget(std::string_view user);
     std::size_t size() const { return entries_.size(); }
 
   private:

@@ -341,6 +341,11 @@ awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) 
             looked_up.user = user_;
             looked_up.secret = std::move(found.secret);
             co_await serve_authenticated(startup_packet, looked_up);
+            // A wrong password or a stale secret: the password may have changed since the
+            // answer was cached, so the next login asks PostgreSQL again.
+            if (rec_.close_reason == "refused: auth_failed" ||
+                rec_.close_reason == "refused: server_auth")
+                env_.auth_query.cache.forget(user_);
             co_return;
         }
         spdlog::debug("--auth-query: user {} not found: {}", rec_.user, found.log_error);

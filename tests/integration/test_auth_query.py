@@ -8,7 +8,8 @@ pgbouncer.get_auth(text) (owned by the superuser postgres, EXECUTE revoked from 
 database the clients use (appdb), the setup README shows. Its plaintext password is in pggw's
 auth file (a SCRAM secret could not log in: pggw would lack the ClientKey).
 
-  hank, ivy  SCRAM users found by the query (one test each: the cache is per gateway)
+  hank, ivy, judy, kate  SCRAM users found by the query (one test each: the cache is per
+                         gateway)
   bob        exists without a password (NULL secret): not found, relayed (trust)
   ghost      no such role: not found, relayed (PostgreSQL refuses) or refused by pggw
 
@@ -29,9 +30,9 @@ LIBS = tls_backends()
 SSL_QUERY = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
 PLUS = "SCRAM-SHA-256-PLUS"
 AUTH_USER, AUTH_PASSWORD = "pggw_auth", "auth-pw"
-PASSWORDS = {"hank": "hank-pw", "ivy": "ivy-pw", "judy": "judy-pw", "ghost": "ghost-pw",
-             "bob": "unused"}
-SCRAM_USERS = ("hank", "ivy", "judy")
+PASSWORDS = {"hank": "hank-pw", "ivy": "ivy-pw", "judy": "judy-pw", "kate": "kate-pw",
+             "ghost": "ghost-pw", "bob": "unused"}
+SCRAM_USERS = ("hank", "ivy", "judy", "kate")
 GET_AUTH = "SELECT * FROM pgbouncer.get_auth($1)"
 SETUP_SQL = f"""
 CREATE SCHEMA pgbouncer;
@@ -151,8 +152,8 @@ def query_deltas(before: str, after: str) -> dict[str, float]:
     return {k: v - a.get(k, 0.0) for k, v in b.items() if v - a.get(k, 0.0)}
 
 
-def psql_as(gw, user, query=SSL_QUERY):
-    env = clean_client_env(PGPASSWORD=PASSWORDS[user])
+def psql_as(gw, user, query=SSL_QUERY, password=None):
+    env = clean_client_env(PGPASSWORD=password or PASSWORDS[user])
     dsn = conninfo(host=gw.host, port=gw.port, user=user, dbname="appdb")  # libpq defaults
     started = time.monotonic()
     r = psql(dsn, query, env=env, timeout=20)
@@ -222,6 +223,23 @@ def test_second_login_within_ttl_is_cached(lib, gateways, db):
     text = pg_log_since(db, pg_mark)
     assert lookups_of(text, "ivy") == 1, text
     assert len(re.findall(r"connection authorized: user=ivy ", text)) == 2, text
+
+
+def test_failed_login_forgets_the_cached_secret(lib, gateways, db):
+    """kate's password changes after her secret was cached: her first login with the new
+    password meets the old secret (28P01), and drops it; the next one asks PostgreSQL again."""
+    gw = gateways(lib, db.auth_file, "--auth-query", GET_AUTH)
+    before = scrape(gw)
+    assert psql_as(gw, "kate")[:3] == (0, "t", "")
+    new = f"kate-new-{lib}"
+    db.cluster.sql(f"ALTER ROLE kate PASSWORD '{new}'")
+    try:
+        rc, _, err, _ = psql_as(gw, "kate", password=new)
+        assert rc != 0 and 'password authentication failed for user "kate"' in err, err
+        assert psql_as(gw, "kate", password=new)[:3] == (0, "t", "")
+        assert query_deltas(before, scrape(gw)) == {"found": 2, "cached": 1}
+    finally:
+        db.cluster.sql(f"ALTER ROLE kate PASSWORD '{PASSWORDS['kate']}'")
 
 
 def test_cache_off_queries_every_time(lib, gateways, db):

@@ -174,7 +174,7 @@ TEST(AuthQueryReply, NullSecretIsNotFound) {
 
 TEST(AuthQueryReply, Md5AndPlaintextAndMalformedScramAreNotUsable) {
     for (const std::string& secret : {std::string("md5") + std::string(32, 'a'),
-                                     std::string("hunter2"), std::string("SCRAM-SHA-256$x")}) {
+                                      std::string("hunter2"), std::string("SCRAM-SHA-256$x")}) {
         AuthQueryReply r;
         EXPECT_TRUE(feed_all(
             r, {kParseComplete, kBindComplete, {'D', data_row({"u", secret})}, kSelect1, kReady}));
@@ -283,6 +283,17 @@ TEST(AuthQueryCache, ZeroTtlStoresNothingAndALaterAnswerReplaces) {
     auto* hit = c.find("alice", t0 + 20s);
     ASSERT_NE(hit, nullptr);
     EXPECT_TRUE(*hit);
+}
+
+TEST(AuthQueryCache, ForgetDropsOneUser) {
+    AuthQueryCache c;
+    const TimePoint t0{};
+    c.put("alice", parse_scram_secret(kSecret), t0, 30s);
+    c.put("bob", parse_scram_secret(kSecret), t0, 30s);
+    c.forget("alice");
+    c.forget("nobody");
+    EXPECT_EQ(c.find("alice", t0 + 1s), nullptr);
+    EXPECT_NE(c.find("bob", t0 + 1s), nullptr);
 }
 
 TEST(AuthQueryCache, StaysBoundedUnderAFloodOfNames) {
