@@ -22,7 +22,7 @@ def gw(cluster):
     check_no_crash([p])
 
 
-def assert_closed_without_auth(sock, timeout=3, allowed_first=b""):
+def assert_closed_without_auth(sock, timeout=10, allowed_first=b""):
     """The connection closes promptly; at most `allowed_first` bytes and/or one ErrorResponse
     come first, and never an AuthenticationOk / anything from PostgreSQL."""
     t0 = time.monotonic()
@@ -77,8 +77,8 @@ def test_libpq_prefer_connects_in_plaintext(gw):
 def test_libpq_require_fails(gw):
     r = psql(conninfo(host=gw.host, port=gw.port, user="bob", dbname="appdb", sslmode="require"),
              "select 1")
-    assert r.returncode != 0
-    assert "server does not support SSL" in r.stderr, r.stderr
+    assert r.returncode == 2
+    assert "server does not support SSL, but SSL was required" in r.stderr, r.stderr
 
 
 def test_repeated_ssl_request_after_N(gw):
@@ -131,12 +131,16 @@ def test_protocol_3_2_startup_negotiated_down(gw):
 # --------------------------------------------------------------------------------------
 # Malformed first packets
 # --------------------------------------------------------------------------------------
-def test_oversized_startup_packet_closed_at_once(gw):
-    with connect(gw.addr) as s:
+def test_oversized_startup_packet_closed_at_once(pggw, cluster):
+    """Closed on the length alone: not after waiting for the body nor for the handshake timeout
+    (30 s here, so that the bound can be generous on a loaded machine and still tell them
+    apart)."""
+    gw30 = pggw("--client-tls", "disable", "--handshake-timeout", "30", backend=cluster.addr)
+    with connect(gw30.addr, timeout=20) as s:
         s.sendall(struct.pack("!ii", 10000 + 4 + 1, 196608))  # header only, no body
         t0 = time.monotonic()
-        assert_closed_without_auth(s, timeout=3)
-        assert time.monotonic() - t0 < 0.9, "must not wait for the body or the handshake timeout"
+        assert_closed_without_auth(s, timeout=20)
+        assert time.monotonic() - t0 < 10, "must not wait for the body or the handshake timeout"
 
 
 def test_startup_packet_of_max_size_accepted(gw):
@@ -153,13 +157,13 @@ def test_startup_packet_of_max_size_accepted(gw):
 def test_startup_packet_too_short_closed(gw):
     with connect(gw.addr) as s:
         s.sendall(struct.pack("!i", 4))
-        assert_closed_without_auth(s, timeout=3)
+        assert_closed_without_auth(s)
 
 
 def test_garbage_first_packet_closed(gw):
     with connect(gw.addr) as s:
         s.sendall(b"GET / HTTP/1.1\r\n")
-        assert_closed_without_auth(s, timeout=3)
+        assert_closed_without_auth(s)
 
 
 def test_unknown_protocol_version_refused(gw):
@@ -225,17 +229,19 @@ def test_connection_storm_with_resets(gw):
 def test_silent_connection_closed_by_handshake_timeout(gw):
     with connect(gw.addr) as s:
         t0 = time.monotonic()
-        recv_all_until_close(s, 5)
+        assert recv_all_until_close(s, 15) == b""
         elapsed = time.monotonic() - t0
-    assert 0.7 < elapsed < 2.5, f"closed after {elapsed:.2f}s with --handshake-timeout 1"
+    # Not before the timeout; the upper bound is generous (a loaded 2-CPU machine).
+    assert 0.7 < elapsed < 10, f"closed after {elapsed:.2f}s with --handshake-timeout 1"
 
 
 def test_partial_startup_closed_by_handshake_timeout(gw):
     with connect(gw.addr) as s:
         s.sendall(startup_message("bob", "appdb")[:10])
         t0 = time.monotonic()
-        assert_closed_without_auth(s, timeout=5)
-        assert time.monotonic() - t0 < 2.5
+        assert_closed_without_auth(s, timeout=15)
+        elapsed = time.monotonic() - t0
+        assert 0.7 < elapsed < 10, f"closed after {elapsed:.2f}s with --handshake-timeout 1"
 
 
 def test_handshake_timeout_does_not_apply_to_established_sessions(gw):
@@ -284,9 +290,9 @@ def test_check_config_unknown_key(tmp_path):
                    'client-tls = "disable"\n'
                    'no-such-option = 1\n')
     r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
-    assert r.returncode != 0
+    assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
-    assert f"{cfg}:3" in out, out
+    assert f"pggw: {cfg}:3" in out, out
     assert "no-such-option" in out, out
 
 
@@ -294,8 +300,9 @@ def test_check_config_bad_value(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('client-tls = "sometimes"\n')
     r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
-    assert r.returncode != 0
-    assert f"{cfg}:1" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert (f'pggw: {cfg}:1:14: client-tls: expected one of disable, allow, prefer, require, '
+            f'verify-ca, verify-full, got "sometimes"') in r.stderr, r.stdout + r.stderr
 
 
 def test_config_file_applied_and_flag_overrides(tmp_path, pggw, cluster):
@@ -319,7 +326,9 @@ def test_refuses_to_start_require_without_certificate(tmp_path):
     r = run([str(PGGW_BIN), "--listen", "127.0.0.1:0",
              "--metrics-listen", "127.0.0.1:0", "--server", "127.0.0.1:5432",
              "--client-tls", "require"], timeout=10)
-    assert r.returncode != 0
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert ("--client-tls require needs a certificate and key (--cert FILE --key FILE)"
+            in r.stderr), r.stdout + r.stderr
     assert "pggw gen-cert" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
