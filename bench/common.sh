@@ -74,10 +74,15 @@ make_certs() {
     [[ -x $PGGW ]] || die "$PGGW not built (cmake --build $BUILD --target pggw handshake_load)"
     mkdir -p "$WORK/certs"
     "$PGGW" gen-cert --dir "$WORK/certs" ${CERT_KEY_TYPE:+--key-type $CERT_KEY_TYPE} >/dev/null
-    chown -R postgres:postgres "$WORK/certs" 2>/dev/null || true
+    # pggw wants its key owned by the user it runs as, mode 0600; PostgreSQL and PgBouncer
+    # (run as postgres) get their own copy, owned by postgres.
     chmod 600 "$WORK/certs/server.key"
+    cp "$WORK/certs/server.key" "$WORK/certs/pg-server.key"
+    chown postgres:postgres "$WORK/certs/pg-server.key" 2>/dev/null || true
+    chmod 600 "$WORK/certs/pg-server.key"
     CERT=$WORK/certs/server.crt
     KEY=$WORK/certs/server.key
+    PG_KEY=$WORK/certs/pg-server.key
 }
 
 # start_pg PORT [max_connections]: PostgreSQL 15 with ssl=on and the same certificate,
@@ -100,7 +105,7 @@ fsync = off
 synchronous_commit = off
 ssl = on
 ssl_cert_file = '$CERT'
-ssl_key_file = '$KEY'
+ssl_key_file = '$PG_KEY'
 ssl_min_protocol_version = 'TLSv1.3'
 EOF
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/../pgsock/pg.log" -w start >/dev/null
@@ -117,7 +122,7 @@ pgbench_init() {
 start_pggw() {
     local name=$1 port=$2 mport=$3 lib=$4 workers=$5
     shift 5
-    "$PGGW" --listen "127.0.0.1:$port" --server "127.0.0.1:$PGPORT_" --workers "$workers" \
+    "${PGGW_BIN:-$PGGW}" --listen "127.0.0.1:$port" --server "127.0.0.1:$PGPORT_" --workers "$workers" \
         --cert "$CERT" --key "$KEY" --tls-library "$lib" \
         --metrics-listen "127.0.0.1:$mport" --log-level warn "$@" \
         >"$WORK/$name.log" 2>&1 &
@@ -146,11 +151,11 @@ auth_type = trust
 auth_file = $dir/userlist.txt
 pool_mode = $mode
 default_pool_size = $pool
-max_client_conn = 5000
+max_client_conn = ${PGB_MAX_CLIENT_CONN:-5000}
 max_db_connections = 0
 client_tls_sslmode = require
 client_tls_cert_file = $CERT
-client_tls_key_file = $KEY
+client_tls_key_file = $PG_KEY
 client_tls_protocols = tlsv1.3
 server_tls_sslmode = disable
 ignore_startup_parameters = extra_float_digits
@@ -166,6 +171,46 @@ EOF
     printf -v "PID_$name" '%s' "$pid"
     wait_port "$port"
     log "PgBouncer $name on 127.0.0.1:$port ($mode, pid $pid)"
+}
+
+# start_stub PORT: bench/pg_stub.py in place of PostgreSQL (completes the startup, answers
+# queries with an empty result), for more sessions than this machine's PostgreSQL can hold.
+start_stub() {
+    PGPORT_=$1
+    python3 "$REPO/bench/pg_stub.py" "$PGPORT_" >"$WORK/pg_stub.log" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    wait_port "$PGPORT_"
+    log "PostgreSQL stand-in bench/pg_stub.py on 127.0.0.1:$PGPORT_ (pid $pid)"
+}
+
+have_pgbouncer() { command -v pgbouncer >/dev/null 2>&1; }
+have_haproxy() { command -v haproxy >/dev/null 2>&1; }
+
+# start_haproxy NAME PORT; sets PID_<NAME>. A plaintext TCP relay (mode tcp, one thread) in
+# front of PostgreSQL: the client's TLS goes end to end to PostgreSQL through it, so it is
+# the floor a TLS-terminating proxy's relay can be measured against (the epoll relay alone).
+start_haproxy() {
+    local name=$1 port=$2
+    cat >"$WORK/$name.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen pg
+    bind 127.0.0.1:$port
+    server pg 127.0.0.1:$PGPORT_
+EOF
+    haproxy -db -f "$WORK/$name.cfg" >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    printf -v "PID_$name" '%s' "$pid"
+    wait_port "$port"
+    log "HAProxy $name on 127.0.0.1:$port (mode tcp, nbthread 1, pid $pid)"
 }
 
 have_stunnel() { command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1; }
@@ -184,7 +229,7 @@ accept = 127.0.0.1:$port
 connect = 127.0.0.1:$PGPORT_
 protocol = pgsql
 cert = $CERT
-key = $KEY
+key = $PG_KEY
 sslVersionMin = TLSv1.3
 EOF
     "$bin" "$WORK/$name.conf" >"$WORK/$name.stdout" 2>&1 &

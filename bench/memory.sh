@@ -7,17 +7,30 @@
 # KiB per session = (after - before) / N. The gateways are measured one after the other
 # against one PostgreSQL 15 (max_connections N+50).
 #
-# usage: bench/memory.sh        env: N=1000 GEN_THREADS=4 PORT_BASE=27400
+# SERVER=stub puts bench/pg_stub.py in place of PostgreSQL (it completes the startup; for N
+# beyond what this machine's PostgreSQL can hold: 5000 backends need ~5100 max_connections and
+# several GiB). BASE_BUILD=dir adds the pggw of another build (the baseline of a change) as
+# pggw_*_base rows, measured next to this build's, in the same run.
+#
+# usage: bench/memory.sh        env: N=1000 GEN_THREADS=4 PORT_BASE=27400 SERVER=pg|stub
+#                                    BASE_BUILD= VARIANTS="pggw_boringssl ..." (a subset)
 source "$(dirname "$0")/common.sh"
 
 N=${N:-1000}
 GEN_THREADS=${GEN_THREADS:-4}
+SERVER=${SERVER:-pg}
+BASE_BUILD=${BASE_BUILD:-}
+ALL="pggw_boringssl pggw_wolfssl pgbouncer"
+[[ -n $BASE_BUILD ]] && ALL="pggw_boringssl_base pggw_boringssl pggw_wolfssl_base pggw_wolfssl pgbouncer"
+VARIANTS=${VARIANTS:-$ALL}
+have_pgbouncer || VARIANTS=${VARIANTS//pgbouncer/}
+export PGB_MAX_CLIENT_CONN=$((N + 100))
 [[ -x $LOADGEN ]] || die "$LOADGEN not built (cmake --build $BUILD --target handshake_load)"
 (( $(ulimit -n) > 2 * N + 100 )) || ulimit -n $((2 * N + 200)) || die "open-file limit too low for N=$N"
 
 machine_line
 make_certs
-start_pg "$PORT_BASE" $((N + 50))
+if [[ $SERVER == stub ]]; then start_stub "$PORT_BASE"; else start_pg "$PORT_BASE" $((N + 50)); fi
 
 RAW=$WORK/memory.tsv
 printf 'gateway\tN\topened\tfail\trss_before_kib\trss_after_kib\trss_closed_kib\tkib_per_session\topen_p50_us\topen_p99_us\n' >"$RAW"
@@ -59,18 +72,34 @@ measure() {  # measure NAME PORT PID
     log "$name: $ok sessions, RSS $before -> $after KiB (closed: $closed)"
 }
 
-start_pggw pggw_boringssl $((PORT_BASE + 1)) $((PORT_BASE + 51)) boringssl 1 --max-connections $((N + 100))
-measure pggw_boringssl $((PORT_BASE + 1)) "$PID_pggw_boringssl"
-start_pggw pggw_wolfssl $((PORT_BASE + 2)) $((PORT_BASE + 52)) wolfssl 1 --max-connections $((N + 100))
-measure pggw_wolfssl $((PORT_BASE + 2)) "$PID_pggw_wolfssl"
-start_pgbouncer pgbouncer $((PORT_BASE + 5)) session $((N + 20))
-measure pgbouncer $((PORT_BASE + 5)) "$PID_pgbouncer"
+i=0
+for v in $VARIANTS; do
+    i=$((i + 1))
+    port=$((PORT_BASE + 10 + i))
+    case $v in
+    pggw_boringssl | pggw_wolfssl) PGGW_BIN=$PGGW start_pggw $v $port $((PORT_BASE + 60 + i)) \
+        ${v#pggw_} 1 --max-connections $((N + 100)) ;;
+    pggw_boringssl_base | pggw_wolfssl_base)
+        lib=${v#pggw_}
+        PGGW_BIN=$BASE_BUILD/pggw start_pggw $v $port $((PORT_BASE + 60 + i)) ${lib%_base} 1 \
+            --max-connections $((N + 100)) ;;
+    pgbouncer) start_pgbouncer $v $port session $((N + 20)) ;;
+    *) die "unknown variant $v" ;;
+    esac
+    pidvar=PID_$v
+    measure $v $port "${!pidvar}"
+    kill "${!pidvar}" 2>/dev/null || true   # one gateway at a time holds server connections
+    wait "${!pidvar}" 2>/dev/null || true
+done
 
-echo "## memory per idle TLS session (N=$N; RSS in KiB)"
+echo "## memory per idle TLS session (N=$N, server=$SERVER; RSS in KiB)"
 column -t -s $'\t' "$RAW"
 awk -F'\t' 'NR > 1 {k[$1] = $8} END {
     if (k["pgbouncer"] > 0) {
         printf "ratio KiB/session pggw_boringssl/pgbouncer: %.2f\n", k["pggw_boringssl"] / k["pgbouncer"]
         printf "ratio KiB/session pggw_wolfssl/pgbouncer: %.2f\n", k["pggw_wolfssl"] / k["pgbouncer"]
-    }}' "$RAW"
+    }
+    if (k["pggw_boringssl_base"] > 0) printf "ratio KiB/session pggw_boringssl after/before: %.2f\n", k["pggw_boringssl"] / k["pggw_boringssl_base"]
+    if (k["pggw_wolfssl_base"] > 0) printf "ratio KiB/session pggw_wolfssl after/before: %.2f\n", k["pggw_wolfssl"] / k["pggw_wolfssl_base"]
+    }' "$RAW"
 machine_line

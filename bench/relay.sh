@@ -3,7 +3,8 @@
 #   direct PostgreSQL 15 over TLS (ssl=on, same certificate), pggw boringssl and wolfssl
 #   (--workers 1: CPU accounting per core), pggw boringssl --workers 2, PgBouncer 1.18
 #   (session pooling, client_tls_sslmode=require, plaintext to PG), stunnel (protocol = pgsql,
-#   if installed); and the plaintext relay: pggw --client-tls disable vs direct without TLS.
+#   if installed), HAProxy (mode tcp, nbthread 1, if installed: a plaintext TCP relay with the
+#   client's TLS end to end to PostgreSQL, the floor row); and the plaintext relay: pggw --client-tls disable vs direct without TLS.
 # Each: pgbench -S -T $T -c $CLIENTS -j $THREADS (PGSSLMODE=require, or disable for the plain
 # pair), R interleaved rounds (A B C ..., A B C ..., ...). The proxy's CPU = utime+stime of its
 # process from /proc/PID/stat, delta over the pgbench run, / CLK_TCK.
@@ -17,9 +18,14 @@ R=${R:-3}
 T=${T:-10}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
-ALL="direct_tls pggw_boringssl pggw_wolfssl pgbouncer stunnel pggw_boringssl_w2 direct_plain pggw_plain"
+ALL="direct_tls haproxy pggw_boringssl pggw_wolfssl pgbouncer stunnel pggw_boringssl_w2 direct_plain pggw_plain"
+# BASE_BUILD=dir: also the pggw of another build (a change's baseline), same run, interleaved.
+BASE_BUILD=${BASE_BUILD:-}
+[[ -n $BASE_BUILD ]] && ALL="$ALL pggw_boringssl_base pggw_plain_base"
 VARIANTS=${VARIANTS:-$ALL}
 have_stunnel || VARIANTS=${VARIANTS//stunnel/}
+have_haproxy || VARIANTS=${VARIANTS//haproxy/}
+have_pgbouncer || VARIANTS=${VARIANTS//pgbouncer/}
 
 machine_line
 make_certs
@@ -38,12 +44,16 @@ for v in $VARIANTS; do
     pggw_plain) start_pggw $v $((PORT_BASE + 4)) $((PORT_BASE + 54)) boringssl 1 --client-tls disable ;;
     pgbouncer) start_pgbouncer $v $((PORT_BASE + 5)) session 20 ;;
     stunnel) start_stunnel $v $((PORT_BASE + 6)) ;;
+    haproxy) start_haproxy $v $((PORT_BASE + 7)) ;;
+    pggw_boringssl_base) PGGW_BIN=$BASE_BUILD/pggw start_pggw $v $((PORT_BASE + 8)) $((PORT_BASE + 58)) boringssl 1 ;;
+    pggw_plain_base) PGGW_BIN=$BASE_BUILD/pggw start_pggw $v $((PORT_BASE + 9)) $((PORT_BASE + 59)) boringssl 1 --client-tls disable ;;
     *) die "unknown variant $v" ;;
     esac
 done
 PORT[pggw_boringssl]=$((PORT_BASE + 1)); PORT[pggw_wolfssl]=$((PORT_BASE + 2))
 PORT[pggw_boringssl_w2]=$((PORT_BASE + 3)); PORT[pggw_plain]=$((PORT_BASE + 4))
-PORT[pgbouncer]=$((PORT_BASE + 5)); PORT[stunnel]=$((PORT_BASE + 6))
+PORT[pgbouncer]=$((PORT_BASE + 5)); PORT[stunnel]=$((PORT_BASE + 6)); PORT[haproxy]=$((PORT_BASE + 7))
+PORT[pggw_boringssl_base]=$((PORT_BASE + 8)); PORT[pggw_plain_base]=$((PORT_BASE + 9)); SSL[pggw_plain_base]=disable
 for v in $VARIANTS; do
     [[ -n ${SSL[$v]:-} ]] || SSL[$v]=require
     pidvar=PID_$v
@@ -106,7 +116,9 @@ def ratio(a, b, key):
     if a in by and b in by and med(by[a][key]) and med(by[b][key]):
         return med(by[a][key]) / med(by[b][key])
 print()
-for a, b in [("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer"),
+for a, b in [("pggw_boringssl", "haproxy"), ("pggw_wolfssl", "haproxy"), ("pgbouncer", "haproxy"),
+             ("pggw_boringssl", "pggw_boringssl_base"), ("pggw_plain", "pggw_plain_base"),
+             ("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer"),
              ("pggw_boringssl", "stunnel"), ("pggw_wolfssl", "pggw_boringssl"),
              ("pggw_boringssl_w2", "pggw_boringssl")]:
     for key, what in [("qpcs", "queries/proxy CPU-s"), ("tps", "tps")]:

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every benchmark of this directory, one after the other, each printing its tables:
+# relay.sh (relayed queries per proxy CPU-second), handshakes.sh (handshakes and full sessions
+# per proxy CPU-second), memory.sh (RSS per idle TLS session, N=1000 against PostgreSQL, then
+# N=5000 against bench/pg_stub.py). About 15 minutes on the 2-vCPU machine.
+#
+# --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions; about a
+# minute), to prove that the scripts still run; its figures mean nothing.
+#
+# usage: bench/run.sh [--smoke]     env: PGGW_BUILD (default build-bench), BASE_BUILD=
+# Build first: cmake --build $PGGW_BUILD --target pggw handshake_load
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+smoke=0
+[[ ${1:-} == --smoke ]] && smoke=1
+
+run() {  # run NAME [VAR=value...] -- script
+    local name=$1
+    shift
+    echo "### $name"
+    env "$@" || { echo "FAILED: $name" >&2; exit 1; }
+    echo
+}
+
+if ((smoke)); then
+    run relay R=1 T=2 CLIENTS=2 THREADS=1 VARIANTS="direct_tls pggw_boringssl pggw_wolfssl pggw_plain" \
+        "$here/relay.sh"
+    run handshakes R=1 T=1 HS_THREADS=1 CLIENTS=1 "$here/handshakes.sh"
+    run memory N=20 GEN_THREADS=2 "$here/memory.sh"
+    run memory-stub N=20 GEN_THREADS=2 SERVER=stub "$here/memory.sh"
+else
+    run relay "$here/relay.sh"
+    run handshakes "$here/handshakes.sh"
+    run memory N=1000 "$here/memory.sh"
+    run memory-5000 N=5000 SERVER=stub "$here/memory.sh"
+fi
