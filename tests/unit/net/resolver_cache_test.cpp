@@ -39,7 +39,9 @@ TEST(ResolverCache, ConcurrentSessionsShareOneLookupAndReuseItsAnswer) {
         EXPECT_EQ(c.lookups(), 1u);
         auto other = co_await c.resolve("localhost", 6432);  // another port is another name
         EXPECT_FALSE(other.endpoints.empty());
-        if (!other.endpoints.empty()) EXPECT_EQ(other.endpoints.front().port(), 6432);
+        if (!other.endpoints.empty()) {
+            EXPECT_EQ(other.endpoints.front().port(), 6432);
+        }
         EXPECT_EQ(c.lookups(), 2u);
     });
 }
