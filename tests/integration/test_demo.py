@@ -8,6 +8,7 @@ encrypted, then send SIGINT to the script (as `kill -INT <pid>` would) and check
 exits within 10 s and that the PostgreSQL it started is gone.
 """
 import os
+import re
 import shlex
 import signal
 import socket
@@ -104,6 +105,13 @@ def test_demo_script(tmp_path):
         except subprocess.TimeoutExpired:
             raise AssertionError(f"demo.sh still running 10 s after SIGINT:\n{transcript()}")
         assert time.monotonic() - t0 < 10
+        t.join(5)
+        # demo.sh ignores pggw's exit status, so its crash is told by its log (the script's
+        # output): a clean stop ends with pggw's own last line, and no signal is reported.
+        text = transcript()
+        assert re.search(r"^\S+ \S+ UTC \[\d+\] info: pggw stopped$", text, re.M), text
+        assert not re.search(r"Segmentation fault|Aborted|Bus error|core dumped", text), text
+        assert "pggw demo stopped" in text, text
         # The PostgreSQL and the pggw it started are gone.
         deadline = time.monotonic() + 2
         while (port_open(pg_port) or port_open(port)) and time.monotonic() < deadline:
