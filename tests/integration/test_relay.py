@@ -20,6 +20,7 @@ from conftest import (check_no_crash, ALICE_PASSWORD, PGBENCH, PSQL, Pggw, TERMI
                       closed_port, psql, parse_messages, query_message, read_message, rss_bytes,
                       read_until, recv_all_until_close, run, scram_session, simple_query,
                       startup_message, threads_run, trust_session)
+from helpers_assert import local_port, session_line
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +55,13 @@ def test_psql_scram_user(gw):
 def test_psql_scram_user_no_password_is_refused(gw):
     # libpq gets the SASL challenge through pggw and has no password to answer it with.
     r = psql(dsn(gw, "alice"), "select 1", extra_args=["-w"])
-    assert r.returncode != 0
-    assert "password" in r.stderr.lower(), r.stderr
+    assert r.returncode == 2
+    assert "fe_sendauth: no password supplied" in r.stderr, r.stderr
 
 
 def test_wrong_password_error_reaches_client(gw):
     r = psql(dsn(gw, "alice"), "select 1", env=clean_client_env(PGPASSWORD="wrong"))
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert 'password authentication failed for user "alice"' in r.stderr, r.stderr
     # Same through raw bytes: PostgreSQL's ErrorResponse, SQLSTATE 28P01, unchanged.
     with connect(gw.addr) as s:
@@ -84,7 +85,7 @@ def test_scram_by_hand(gw):
 
 def test_unknown_database_error_reaches_client(gw):
     r = psql(dsn(gw, "bob", dbname="no_such_db"), "select 1")
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert 'database "no_such_db" does not exist' in r.stderr, r.stderr
     with connect(gw.addr) as s:
         msgs, _ = trust_session(s, "bob", "no_such_db")
@@ -136,16 +137,31 @@ def test_large_copy_in_relayed(gw, cluster):
 # Session log lines
 # --------------------------------------------------------------------------------------
 def test_session_end_is_logged(gw):
-    r = psql(dsn(gw, "alice"), "select 1", env=clean_client_env(PGPASSWORD=ALICE_PASSWORD))
-    assert r.returncode == 0, r.stderr
-    lines = gw.wait_log(r"user=alice", timeout=5)
-    assert lines, f"no session-end line for alice:\n{gw.log_text()}"
-    line = lines[-1]
-    for field in ("peer=", "user=alice", "database=appdb", "worker=", "reason="):
-        assert field in line, line
-    # psql sent Terminate and closed: no drain is going on, so the reason must not say so.
-    assert "drain" not in line, line
-    assert "127.0.0.1" in line, line
+    """The session's own line (found by the client's port), with every field: the module's
+    pggw has logged other sessions and its start line names 127.0.0.1 too."""
+    mark = gw.log_mark()
+    with connect(gw.addr) as s:
+        port = local_port(s)
+        msgs = scram_session(s, "alice", ALICE_PASSWORD)
+        assert msgs[-1][0] == b"Z", describe(msgs)
+        query = query_message("select repeat('x', 1000)")
+        s.sendall(query)
+        out = read_until(s, b"Z", 5, stop_on_error=False)
+        assert [k for k, _ in out] == [b"T", b"D", b"C", b"Z"], describe(out)
+        s.sendall(TERMINATE)
+        assert recv_all_until_close(s, 5) == b""
+    line = session_line(gw, port, since=mark)
+    assert line["peer"] == f"127.0.0.1:{port}", line
+    assert (line["user"], line["database"], line["tls"]) == ("alice", "appdb", "off"), line
+    # Terminate is relayed and PostgreSQL closes first (the client waits for that close).
+    assert line["reason"] == "server closed the connection", line
+    assert line["worker"] in (0, 1), line
+    # psql-free and timed here: the whole session took well under the 60 s bound.
+    assert 0 <= line["duration"] < 60, line
+    # Client to server: at least the query and Terminate (the SASL messages too, if counted);
+    # server to client: at least the 1000-byte row.
+    assert line["bytes_in"] >= len(query) + len(TERMINATE), line
+    assert line["bytes_out"] >= 1000, line
 
 
 # --------------------------------------------------------------------------------------
@@ -163,7 +179,7 @@ def test_cancel_through_pggw(gw):
         elapsed = time.monotonic() - t0
         timer.join()
         assert ei.value.pgcode == "57014"
-        assert elapsed < 5, f"cancel took {elapsed:.1f}s"
+        assert elapsed < 15, f"cancel took {elapsed:.1f}s (the query sleeps 30 s)"
         conn.rollback()
         cur.execute("select 1")  # the session survives the cancel
         assert cur.fetchone() == (1,)
@@ -181,11 +197,11 @@ def test_cancel_request_raw_gets_no_reply(gw):
         t0 = time.monotonic()
         with connect(gw.addr) as c:
             c.sendall(struct.pack("!iiII", 16, 80877102, *key))
-            assert recv_all_until_close(c, 5) == b""
-        out = read_until(s, b"Z", timeout=5, stop_on_error=False)
+            assert recv_all_until_close(c, 10) == b""
+        out = read_until(s, b"Z", timeout=20, stop_on_error=False)
         err = [p for k, p in out if k == b"E"]
         assert err and error_fields(err[0])["C"] == "57014", describe(out)
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 15  # the query sleeps 30 s
 
 
 def test_cancel_with_wrong_key_is_harmless(gw):
@@ -246,6 +262,7 @@ def test_client_vanishes_mid_query_server_session_ends(gw, cluster):
 
 
 def test_server_terminates_session_client_sees_fatal(gw, cluster):
+    mark = gw.log_mark()
     with connect(gw.addr) as s:
         msgs, key = trust_session(s, "bob", "appdb")
         assert_ready(msgs)
@@ -254,8 +271,10 @@ def test_server_terminates_session_client_sees_fatal(gw, cluster):
         msgs = parse_messages(data)
         assert msgs and msgs[0][0] == b"E", data[:80]
         assert error_fields(msgs[0][1])["C"] == "57P01", describe(msgs)
-    lines = gw.wait_log(r"reason=", timeout=3)
-    assert lines, gw.log_text()
+        port = local_port(s)
+    line = session_line(gw, port, since=mark)
+    assert line["reason"] == "server closed the connection", line
+    assert line["user"] == "bob" and line["bytes_out"] > 0, line
 
 
 def test_backpressure_slow_reader(gw):
@@ -360,8 +379,15 @@ def test_max_connections(pggw, cluster):
         assert f["C"] == "53300", f
         assert f["M"] == "sorry, too many clients already", f
         assert b"R" not in data[:1]
-        # The refusal is logged with the peer address (since the mark: not the start line's).
-        assert gw2.wait_log(r"127\.0\.0\.1", timeout=3, since=mark), gw2.log_text()
+        # The refusal is logged for this client (its port), with the SQLSTATE.
+        port = local_port(third)
+        refused = gw2.wait_log(rf"refused client: peer=127\.0\.0\.1:{port} user=bob "
+                               rf"database=appdb sqlstate=53300: sorry, too many clients already",
+                               timeout=10, since=mark)
+        assert len(refused) == 1, gw2.log_text()[mark:]
+        line = session_line(gw2, port, since=mark)
+        assert line["reason"] == "refused: too_many_connections", line
+        assert (line["bytes_in"], line["bytes_out"]) == (0, 0), line
         # psql sees PostgreSQL's familiar text.
         r = psql(dsn(gw2, "bob"), "select 1")
         assert r.returncode != 0 and "sorry, too many clients already" in r.stderr, r.stderr
@@ -395,11 +421,11 @@ def test_cancel_works_at_max_connections(pggw, cluster):
         t0 = time.monotonic()
         with connect(gw2.addr) as c:
             c.sendall(cancel_request(*keys[0]))
-            recv_all_until_close(c, 5)
-        out = read_until(socks[0], b"Z", timeout=5, stop_on_error=False)
+            assert recv_all_until_close(c, 10) == b""
+        out = read_until(socks[0], b"Z", timeout=20, stop_on_error=False)
         err = [p for k, p in out if k == b"E"]
         assert err and error_fields(err[0])["C"] == "57014", describe(out)
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 15  # the query sleeps 30 s
 
 
 def test_sigterm_drains_then_exits(pggw, cluster):
@@ -414,14 +440,15 @@ def test_sigterm_drains_then_exits(pggw, cluster):
             assert_ready(msgs)
         out = simple_query(in_tx, "begin")
         assert out[-1] == (b"Z", b"T"), describe(out)  # ReadyForQuery: in a transaction
+        ports = {"idle": local_port(idle), "in_tx": local_port(in_tx)}
         g.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         # The idle session is told and closed promptly.
-        data = recv_all_until_close(idle, 3)
+        data = recv_all_until_close(idle, 15)
         msgs = parse_messages(data)
         assert msgs and msgs[-1][0] == b"E", data[:80]
         assert error_fields(msgs[-1][1])["C"] == "57P01", describe(msgs)
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 10  # not the drain timeout (30 s)
         assert g.alive(), "pggw quit with a transaction open"
         # No new sessions while draining.
         try:
@@ -442,15 +469,18 @@ def test_sigterm_drains_then_exits(pggw, cluster):
         assert not msgs or error_fields(msgs[-1][1])["C"] == "57P01", describe(msgs)
     rc = g.proc.wait(5)
     assert rc == 0, f"exit code {rc}\n{g.log_text()}"
-    assert "reason=drained" in g.log_text()
+    for name, port in ports.items():
+        line = session_line(g, port)
+        assert line["reason"] == "drained", (name, line)
 
 
 def test_sigterm_idle_exits_quickly(pggw, cluster):
     g = pggw("--client-tls", "disable", backend=cluster.addr)
     t0 = time.monotonic()
     g.proc.send_signal(signal.SIGTERM)
-    assert g.proc.wait(3) == 0, g.log_text()
-    assert time.monotonic() - t0 < 2
+    # No session: no drain to wait for (--drain-timeout is 30 s by default).
+    assert g.proc.wait(15) == 0, g.log_text()
+    assert time.monotonic() - t0 < 10
 
 
 # --------------------------------------------------------------------------------------
@@ -475,11 +505,11 @@ def test_backend_refuses_connection(pggw):
     with closed_port() as dead:
         gwd = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
                    backend=f"127.0.0.1:{dead}")
-        _assert_08006(gwd.addr, "127.0.0.1", dead, within=2)
+        f = _assert_08006(gwd.addr, "127.0.0.1", dead, within=10)
         t0 = time.monotonic()
         r = psql(dsn(gwd, "bob"), "select 1")
-        assert r.returncode != 0
-        assert time.monotonic() - t0 < 2
+        assert r.returncode == 2 and f"FATAL:  {f['M']}" in r.stderr, r.stderr
+        assert time.monotonic() - t0 < 10  # refused at once: not the 1 s connect timeout x N
         assert str(dead) not in r.stderr.replace(str(gwd.port), ""), r.stderr
 
 
@@ -503,7 +533,8 @@ def test_backend_connect_timeout(pggw):
         gwb = pggw("--client-tls", "disable", "--server-connect-timeout", "1",
                    backend=f"127.0.0.1:{port}")
         t0 = time.monotonic()
-        _assert_08006(gwb.addr, "127.0.0.1", port, within=2.5)
+        # After the 1 s timeout (not before); far from the kernel's SYN retries (~2 min).
+        _assert_08006(gwb.addr, "127.0.0.1", port, within=10)
         assert time.monotonic() - t0 > 0.8, "connect timeout fired far too early"
     bh.close()
 
@@ -512,11 +543,11 @@ def test_backend_down_then_back(gw, cluster):
     assert psql(dsn(gw, "bob"), "select 1").returncode == 0
     cluster.stop()
     try:
-        _assert_08006(gw.addr, cluster.host, cluster.port, within=2)
+        f = _assert_08006(gw.addr, cluster.host, cluster.port, within=10)
         t0 = time.monotonic()
         r = psql(dsn(gw, "bob"), "select 1")
-        assert r.returncode != 0
-        assert time.monotonic() - t0 < 2
+        assert r.returncode == 2 and f"FATAL:  {f['M']}" in r.stderr, r.stderr
+        assert time.monotonic() - t0 < 10
     finally:
         cluster.start()
     r = psql(dsn(gw, "bob"), "select 1")
