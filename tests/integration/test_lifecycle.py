@@ -167,9 +167,9 @@ def test_certificate_rotated_by_symlink_swap_without_signal(pggw, cluster, lib, 
         t0 = time.monotonic()
         mount.swap(b["server.crt"], b["server.key"])
         want = first_cert_der(b["server.crt"])
-        wait_for(lambda: served_cert(gw) == want, 5, "the new certificate served")
+        wait_for(lambda: served_cert(gw) == want, 10, "the new certificate served")
         elapsed = time.monotonic() - t0
-        assert elapsed < 3, f"reloaded after {elapsed:.1f}s"
+        assert elapsed < 10, f"reloaded after {elapsed:.1f}s"
         assert metric(gw, 'pggw_tls_reloads_total{result="ok"}') == 1
         assert metric(gw, 'pggw_tls_reloads_total{result="error"}') == 0
         expiry = "pggw_tls_certificate_expiry_timestamp_seconds"
@@ -452,10 +452,11 @@ def refused(addr) -> bool:
 
 
 def test_drain_delay_then_timeout(pggw, cluster):
-    """--drain-delay 2 --drain-timeout 3: /readyz 503 at once; new sessions served for 2 s, then
+    """--drain-delay 4 --drain-timeout 4: /readyz 503 at once; new sessions served for 4 s, then
     connections refused; a query running at SIGTERM completes; a transaction still open at the
-    timeout (2 + 3 s) gets FATAL 57P01; pggw exits 0."""
-    gw = pggw("--client-tls", "disable", "--drain-delay", "2", "--drain-timeout", "3",
+    timeout (4 + 4 s) gets FATAL 57P01; pggw exits 0. (Seconds, not fractions: the checks
+    inside each phase must fit in it on a loaded 2-CPU machine.)"""
+    gw = pggw("--client-tls", "disable", "--drain-delay", "4", "--drain-timeout", "4",
               backend=cluster.addr)
     assert http_get(gw.metrics_port, "/readyz")[0] == 200
     in_tx = connect(gw.addr)
@@ -475,20 +476,20 @@ def test_drain_delay_then_timeout(pggw, cluster):
 
         gw.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
-        wait_for(lambda: http_get(gw.metrics_port, "/readyz")[0] == 503, 1, "/readyz 503")
+        wait_for(lambda: http_get(gw.metrics_port, "/readyz")[0] == 503, 3, "/readyz 503")
         assert http_get(gw.metrics_port, "/healthz")[0] == 200
         assert gw.wait_log(r"SIGTERM: draining: /readyz answers 503; new sessions still served "
-                           r"for 2s", 2)
+                           r"for 4s", 3)
 
         # During the delay: a new session is served.
         time.sleep(0.5)
         r = psql(dsn(gw), "select 'during the delay'")
         assert r.returncode == 0 and r.stdout.strip() == "during the delay", r.stderr
-        assert time.monotonic() - t0 < 2, "the check ran after the delay"
+        assert time.monotonic() - t0 < 4, "the check ran after the delay"
 
         # After the delay: refused.
-        wait_for(lambda: refused(gw.addr), 2.5, "connections refused after the delay")
-        assert time.monotonic() - t0 >= 1.9
+        wait_for(lambda: refused(gw.addr), 6, "connections refused after the delay")
+        assert time.monotonic() - t0 >= 3.9
 
         # The query running at SIGTERM completes.
         out, err = sleeper.communicate(timeout=10)
@@ -496,11 +497,11 @@ def test_drain_delay_then_timeout(pggw, cluster):
         assert gw.alive(), "pggw exited before the timeout with a transaction open"
 
         # The open transaction: FATAL 57P01 at the timeout, then the connection is closed.
-        data = recv_all_until_close(in_tx, 8)
+        data = recv_all_until_close(in_tx, 15)
         t_end = time.monotonic() - t0
         fatal_57p01(data)
-        assert 4.5 <= t_end <= 6.5, f"ended {t_end:.1f}s after SIGTERM (delay 2 + timeout 3)"
-    rc = gw.proc.wait(5)
+        assert 7.5 <= t_end <= 12, f"ended {t_end:.1f}s after SIGTERM (delay 4 + timeout 4)"
+    rc = gw.proc.wait(10)
     assert rc == 0, f"exit status {rc}\n{gw.log_text()[-3000:]}"
     log = gw.log_text()
     assert "drain timeout: ending 1 remaining sessions" in log, log[-3000:]
@@ -520,15 +521,15 @@ def test_drain_ends_idle_sessions_and_waits_for_a_query(pggw, cluster):
         time.sleep(0.2)
         gw.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
-        fatal_57p01(recv_all_until_close(idle, 3))
-        assert time.monotonic() - t0 < 1
-        data = recv_all_until_close(busy, 5)
+        fatal_57p01(recv_all_until_close(idle, 15))
+        assert time.monotonic() - t0 < 10  # at once, not at the 20 s timeout
+        data = recv_all_until_close(busy, 15)
         kinds = [k for k, _ in parse_messages(data)]
         assert kinds[:2] == [b"T", b"D"] and b"Z" in kinds, describe(parse_messages(data))
         fatal_57p01(data)
-    rc = gw.proc.wait(5)
+    rc = gw.proc.wait(15)
     assert rc == 0, gw.log_text()[-3000:]
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # before the 20 s timeout
 
 
 @pytest.mark.parametrize("first,second", [(signal.SIGTERM, signal.SIGTERM),
@@ -541,15 +542,19 @@ def test_second_signal_exits_at_once(pggw, cluster, first, second):
         assert_ready(trust_session(s)[0])
         assert simple_query(s, "begin")[-1] == (b"Z", b"T")
         gw.proc.send_signal(first)
-        assert gw.wait_log(r"draining", 2)
+        assert gw.wait_log(r"draining", 5)
         time.sleep(0.3)
         assert gw.alive()
+        mark = gw.log_mark()
         t0 = time.monotonic()
         gw.proc.send_signal(second)
-        rc = gw.proc.wait(3)
-        assert time.monotonic() - t0 < 1.5
+        rc = gw.proc.wait(10)
+        # At once: not after the 10 s delay nor the 30 s timeout.
+        assert time.monotonic() - t0 < 8
         assert rc == 0, gw.log_text()[-2000:]
-        assert "second signal" in gw.log_text()
+        name = "SIGTERM" if second == signal.SIGTERM else "SIGINT"
+        assert gw.wait_log(rf"second signal \({name}\): stopping now", 1, since=mark), \
+            gw.log_text()[mark:]
 
 
 def test_drain_settings_from_the_config_file(tmp_path):
@@ -591,22 +596,23 @@ def test_admin_port_answers_probes_while_a_crowd_holds_connections(pggw, cluster
         # Probes from another source: answered at once.
         for path, want in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
             t0 = time.monotonic()
-            status, body = http_get(port, path, source="127.0.0.2", timeout=2)
+            status, body = http_get(port, path, source="127.0.0.2", timeout=10)
             assert status == want, (path, status, body[:200])
-            assert time.monotonic() - t0 < 1, f"{path} took {time.monotonic() - t0:.2f}s"
+            # Not held behind the crowd (whose connections wait out a 5 s request deadline).
+            assert time.monotonic() - t0 < 4, f"{path} took {time.monotonic() - t0:.2f}s"
         # Most of the crowd was turned away at once (16 per source); the rest is closed after
         # the 5 s request deadline.
         t0 = time.monotonic()
         open_after = 0
         for s in crowd:
-            s.settimeout(max(0.05, 7 - (time.monotonic() - t0)))
+            s.settimeout(max(0.05, 12 - (time.monotonic() - t0)))
             try:
                 if s.recv(1) == b"":
                     continue
             except (ConnectionResetError, socket.timeout):
                 pass
             open_after += 1
-        assert open_after == 0, f"{open_after} idle connections still open after 7 s"
+        assert open_after == 0, f"{open_after} idle connections still open after 12 s"
         assert gw.wait_log(r"admin: closed \d+ connection\(s\) over the cap .*16 per source", 2)
 
 
@@ -635,6 +641,6 @@ def test_admin_port_closes_a_connection_sending_headers_slowly(pggw, cluster):
                 closed_at = time.monotonic() - t0
                 break
         assert closed_at is not None, "the slow connection was never closed"
-        assert 4.5 <= closed_at <= 7, f"closed after {closed_at:.1f}s (deadline 5 s)"
+        assert 4.5 <= closed_at <= 10, f"closed after {closed_at:.1f}s (deadline 5 s)"
     # And a normal probe right after is fine.
     assert http_get(gw.metrics_port, "/healthz")[0] == 200
