@@ -1,10 +1,20 @@
 #include "gateway/net/stream.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include "gateway/net/buffer_pool.hpp"
+
 namespace pggw {
 
 Stream::Stream(tcp::socket socket)
     : socket_(std::move(socket)),
-      write_done_(socket_.get_executor(), asio::steady_timer::time_point::max()) {}
+      write_done_(socket_.get_executor(), asio::steady_timer::time_point::max()) {
+    // try_read_some and flush's first write must never block the worker. Asio's own
+    // asynchronous operations work the same in either mode.
+    error_code ignored;
+    if (socket_.is_open()) socket_.non_blocking(true, ignored);
+}
 
 void Stream::start_tls(std::unique_ptr<tls::Engine> engine, std::span<const std::uint8_t> initial) {
     engine_ = std::move(engine);
@@ -30,14 +40,26 @@ awaitable<error_code> Stream::flush() {
     while (writing_) co_await write_done_.async_wait(use_nothrow);
     writing_ = true;
     error_code ec;
-    while (!engine_->output().empty()) {
+    // Most writes go out whole at once, straight from the engine: no copy, no buffer lent.
+    {
         auto out = engine_->output();
-        wbuf_.assign(out.begin(), out.end());
-        engine_->consume_output(out.size());
-        auto [e, n] = co_await asio::async_write(socket_, asio::buffer(wbuf_), use_nothrow);
-        if (e) {
-            ec = e;
-            break;
+        std::size_t n = socket_.write_some(asio::buffer(out.data(), out.size()), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+        if (!ec) engine_->consume_output(n);
+    }
+    if (!ec && !engine_->output().empty()) {
+        PooledBuffer buf;
+        while (!engine_->output().empty()) {
+            auto out = engine_->output();
+            std::size_t n = std::min(out.size(), PooledBuffer::kSize);
+            std::memcpy(buf.data(), out.data(), n);
+            engine_->consume_output(n);
+            auto [e, w] =
+                co_await asio::async_write(socket_, asio::buffer(buf.data(), n), use_nothrow);
+            if (e) {
+                ec = e;
+                break;
+            }
         }
     }
     writing_ = false;
@@ -98,6 +120,66 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(std::span<std::
     error_code ec = asio::error::connection_aborted;
     if (engine_->failure() == tls::Failure::eof) ec = asio::error::eof;
     co_return std::tuple{ec, std::size_t{0}};
+}
+
+std::tuple<error_code, std::size_t> Stream::try_read_some(std::span<std::uint8_t> buf) {
+    error_code ec;
+    if (!engine_) {
+        std::size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+        if (ec == asio::error::try_again) ec = asio::error::would_block;
+        return {ec, n};
+    }
+    // Output left by an earlier operation goes out first (wait_readable sends it).
+    if (!engine_->output().empty()) {
+        retry_now_ = true;
+        return {error_code{asio::error::would_block}, 0};
+    }
+    for (;;) {
+        std::size_t n = 0;
+        tls::Result r = engine_->read(buf, n);
+        if (r == tls::Result::ok && n > 0) return {error_code{}, n};
+        error_code failed;
+        if (r == tls::Result::closed) failed = asio::error::eof;
+        if (r == tls::Result::error) {
+            // Truncation (no close_notify) ends the stream like TCP EOF does.
+            failed = asio::error::connection_aborted;
+            if (engine_->failure() == tls::Failure::eof) failed = asio::error::eof;
+        }
+        if (!engine_->output().empty()) {
+            // An alert or a KeyUpdate answer to send first: wait_readable sends it, then
+            // reports the failure, if any.
+            retry_now_ = true;
+            deferred_ = failed;
+            return {error_code{asio::error::would_block}, 0};
+        }
+        if (failed) return {failed, 0};
+        if (input_eof_) return {error_code{asio::error::eof}, 0};
+        // want_input: the engine holds no complete record; read what the socket has.
+        auto space = engine_->input_space();
+        std::size_t got = socket_.read_some(asio::buffer(space.data(), space.size()), ec);
+        if (ec == asio::error::eof) {
+            input_eof_ = true;  // the engine tells close_notify from truncation
+            engine_->input_eof();
+            ec = {};
+            continue;
+        }
+        if (ec == asio::error::try_again) ec = asio::error::would_block;
+        if (ec) return {ec, 0};
+        engine_->commit_input(got);
+    }
+}
+
+awaitable<error_code> Stream::wait_readable() {
+    if (engine_ && retry_now_) {
+        retry_now_ = false;
+        error_code ec;
+        if (!engine_->output().empty()) ec = co_await flush();
+        if (!ec) ec = deferred_;
+        deferred_ = {};
+        co_return ec;
+    }
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    co_return ec;
 }
 
 awaitable<error_code> Stream::write_all(std::span<const std::uint8_t> buf) {

@@ -7,9 +7,14 @@
 //
 // One coroutine may read while another writes (the two relay directions). The socket reads
 // straight into the engine's input buffer (only the reader touches it). Engine output is
-// copied out before each socket write, so an engine operation during an in-flight write
-// (a read that answers a KeyUpdate, say) never moves bytes under it; writes are serialised
-// by `writing_`.
+// first written without waiting, straight from the engine; what the socket does not take at
+// once is copied to a buffer lent for the write (buffer_pool.hpp), so an engine operation
+// during an in-flight write (a read that answers a KeyUpdate, say) never moves bytes under
+// it; writes are serialised by `writing_`.
+//
+// The relay reads with try_read_some() (no wait: the bytes the socket or the engine holds
+// now, or would_block) and waits with wait_readable() only after would_block, so a session
+// holds no buffer of its own while it waits (relay.cpp).
 #pragma once
 
 #include <memory>
@@ -43,6 +48,14 @@ class Stream {
     // Plaintext. Returns asio::error::eof on close_notify or TCP EOF.
     awaitable<std::tuple<error_code, std::size_t>> read_some(std::span<std::uint8_t> buf);
     awaitable<error_code> write_all(std::span<const std::uint8_t> buf);
+    // Plaintext, without waiting: n > 0 bytes, or would_block, or an error as read_some's.
+    // TLS: the engine's buffered records first; the socket is read only when the engine holds
+    // no complete record.
+    std::tuple<error_code, std::size_t> try_read_some(std::span<std::uint8_t> buf);
+    // After try_read_some()'s would_block: sends what the engine has to send, then waits until
+    // the socket is readable (at once when the engine has something to say: output sent, or a
+    // failure to report). Errors: the socket's, or what try_read_some will report.
+    awaitable<error_code> wait_readable();
     // Half-close after the peer's EOF: close_notify (TLS) then shutdown(send).
     awaitable<void> shutdown_send();
     // Abort: cancels any pending operation of the other direction too.
@@ -65,9 +78,12 @@ class Stream {
 
     tcp::socket socket_;
     std::unique_ptr<tls::Engine> engine_;
-    std::vector<std::uint8_t> wbuf_;  // ciphertext being written
     bool writing_ = false;
     bool input_eof_ = false;
+    // try_read_some left the engine with output to send or a result to report (an alert, a
+    // KeyUpdate answer): wait_readable sends it and returns at once.
+    bool retry_now_ = false;
+    error_code deferred_;            // what wait_readable reports once that output is sent
     asio::steady_timer write_done_;  // cancelled when a write finishes, to wake a waiting writer
 };
 

@@ -2,13 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
-#include <array>
-
+#include "gateway/net/buffer_pool.hpp"
 #include "gateway/pg/protocol.hpp"
 
 namespace pggw {
 
 using metrics::Direction;
+
+namespace {
+// Plaintext relayed per read: one full TLS record's worth (the pooled buffer is a bit larger,
+// for a record's ciphertext).
+constexpr std::size_t kRelayChunk = 16 * 1024;
+}  // namespace
 
 Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
              std::optional<ChannelBindingGuard> guard)
@@ -65,10 +70,18 @@ void Relay::note_stripped_offer() {
 }
 
 awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
-    std::array<std::uint8_t, 16 * 1024> buf;
     const bool s2c = dir == Direction::server_to_client;
     for (;;) {
-        auto [ec, n] = co_await from.read_some(buf);
+        // Lent only while bytes move through it, and never across a wait for the peer: an idle
+        // session holds no buffer. The read does not wait; the wait comes only after
+        // would_block, so a busy session pays no wake-up more than a plain read would.
+        PooledBuffer buf;
+        auto [ec, n] = from.try_read_some(buf.span().first(kRelayChunk));
+        if (ec == asio::error::would_block) {
+            buf.release();
+            ec = co_await from.wait_readable();
+            if (!ec) continue;
+        }
         if (ec) {
             if (ec == asio::error::eof) {
                 rec_.end(s2c ? "server closed the connection" : "client closed");

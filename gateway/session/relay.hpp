@@ -1,5 +1,6 @@
 // The relay of an established session: both directions at once, each with backpressure (one
-// buffer, written out before the next read), until either side ends; and, during a drain, an
+// buffer, lent from the worker's pool only while bytes move, written out before the next
+// read), until either side ends; and, during a drain, an
 // end at the session's first idle moment. It owns what watches the byte streams: the message
 // trackers (transaction state, for the drain) and the channel-binding guard.
 #pragma once
