@@ -107,7 +107,7 @@ def scrape(gw) -> Metrics:
     return Metrics(body)
 
 
-def wait_metric(gw, pred, timeout: float = 5, what: str = "") -> Metrics:
+def wait_metric(gw, pred, timeout: float = 15, what: str = "") -> Metrics:
     """Scrape until pred(metrics) is true (sessions end asynchronously after a client closes)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -217,7 +217,7 @@ def test_counters_after_known_connections(pggw, cluster, certs, lib):
 
     # 1 failed handshake: libpq does not trust pggw's CA and aborts with an unknown_ca alert.
     r = psql(dsn(gw, "verify-full", sslrootcert=certs["rogue_ca"]), "select 1")
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert "certificate verify failed" in r.stderr, r.stderr
 
     # 1 GSSENCRequest: answered 'N'; the client then hangs up.
@@ -312,10 +312,11 @@ def test_handshake_timeout_counted_once(pggw, cluster, certs, lib):
         assert recv_exact(s, 1) == b"S"
         t0 = time.monotonic()
         # No ClientHello: pggw must give up after --handshake-timeout and close.
-        data = recv_all_until_close(s, 5)
+        data = recv_all_until_close(s, 15)
         waited = time.monotonic() - t0
     assert data == b"", data[:80]
-    assert 0.8 < waited < 3, waited
+    # Not before the 1 s timeout; generous above it (a loaded 2-CPU machine).
+    assert 0.8 < waited < 10, waited
     time.sleep(max(0.0, 1.5 - waited))
     m = wait_metric(gw, lambda m: idle(m) and m.get("pggw_connections_accepted_total") == 2,
                     what="the timed-out connection closed")
@@ -342,7 +343,8 @@ def test_promtool_check_metrics(pggw, cluster, certs, lib):
     gw = start_gw(pggw, cluster, certs, lib)
     # Some traffic first, so that the lazily created series (errors, sessions) exist too.
     assert psql(dsn(gw, "require"), "select 1").returncode == 0
-    assert psql(dsn(gw, "verify-full", sslrootcert=certs["rogue_ca"]), "select 1").returncode != 0
+    r = psql(dsn(gw, "verify-full", sslrootcert=certs["rogue_ca"]), "select 1")
+    assert r.returncode == 2 and "certificate verify failed" in r.stderr, r.stderr
     wait_metric(gw, lambda m: idle(m) and m.get("pggw_connections_accepted_total") == 3)
     status, body, _ = http_get(gw.metrics_port, "/metrics")
     assert status == 200
@@ -467,8 +469,10 @@ def test_certificate_expiry_follows_reload(pggw, cluster, lib, tmp_path):
     assert cert_subject(files["server.crt"]) == "CN=other.example"
     new = cert_not_after(files["server.crt"])
     assert new != old
+    mark = gw.log_mark()
     gw.proc.send_signal(signal.SIGHUP)
-    assert gw.wait_log(r"SIGHUP: TLS certificates reloaded", 5), gw.log_text()[-2000:]
+    assert len(gw.wait_log(r"SIGHUP: TLS certificates reloaded \(client leg: .*CN=other\.example",
+                           10, since=mark)) == 1, gw.log_text()[mark:]
     m = wait_metric(gw, lambda m: m.get("pggw_tls_certificate_expiry_timestamp_seconds",
                                         leg="client", subject="CN=other.example") is not None,
                     what="the new certificate's series")
