@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (PGGW_BIN, Pggw, TERMINATE, assert_ready, check_no_crash, conninfo,
-                      gen_cert, psql, recv_all_until_close, run, ssl_request, trust_session)
+                      gen_cert, psql, recv_all_until_close, reserve_port, run, ssl_request,
+                      trust_session)
 from helpers_assert import local_port, session_line
 from test_metrics import scrape, wait_metric
 
@@ -37,12 +38,17 @@ def connect_from(source: str, addr, timeout: float = 5) -> socket.socket:
 
 class HAProxy:
     """HAProxy in TCP mode: one frontend sending a v1 header, one sending v2, both from
-    BALANCER. noreuseport: a port taken by another process makes the start fail (and retry)
-    instead of sharing it."""
+    BALANCER. Its ports are held by reserve_port() until it stops (never found free and
+    released: another test's process could be handed them meanwhile); HAProxy's SO_REUSEADDR
+    listeners bind them all the same. noreuseport: a port bound explicitly by another process
+    makes the start fail (and retry on fresh ports) instead of sharing it."""
 
     def __init__(self, tmp: Path, gw_port: int):
+        self._held: list[socket.socket] = []
         for attempt in range(5):
-            self.v1_port, self.v2_port = self._free(), self._free()
+            self._release()
+            self._held = [reserve_port(), reserve_port()]
+            self.v1_port, self.v2_port = (h.getsockname()[1] for h in self._held)
             cfg = tmp / "haproxy.cfg"
             cfg.write_text(f"""
 global
@@ -71,11 +77,10 @@ backend pggw_v2
             self.stop()
         raise RuntimeError("haproxy did not start")
 
-    @staticmethod
-    def _free() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+    def _release(self):
+        for h in self._held:
+            h.close()
+        self._held = []
 
     def _wait(self) -> bool:
         deadline = time.monotonic() + 10
@@ -97,6 +102,7 @@ backend pggw_v2
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self._release()
 
 
 @pytest.fixture(scope="module")
