@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (check_no_crash, PGGW_BIN, backends_from_binary, backends_from_env, Pggw, TERMINATE, assert_ready, connect,
-                      closed_port, conninfo, describe, error_fields, free_port, gssenc_request,
+                      closed_port, conninfo, describe, error_fields, gssenc_request,
                       parse_messages, psql, read_until, recv_all_until_close, recv_exact, run,
                       ssl_request, startup_message, tls_backends, trust_session)
 
@@ -275,13 +275,14 @@ def test_version():
 
 def test_check_config_good(tmp_path, cluster):
     cfg = tmp_path / "pggw.toml"
-    cfg.write_text(f'listen = ["127.0.0.1:{free_port()}"]\n'
+    cfg.write_text('listen = ["127.0.0.1:0"]\n'
                    f'server = "{cluster.addr}"\n'
                    'workers = 2\n'
                    'handshake-timeout = 3\n'
                    'client-tls = "disable"\n')
     r = run([str(PGGW_BIN), "check-config", "--config", str(cfg)], timeout=10)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{cfg}: configuration OK" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_check_config_unknown_key(tmp_path):
