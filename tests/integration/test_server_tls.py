@@ -7,6 +7,7 @@ need TLS (hostssl / hostnossl reject) or pggw's client certificate (clientcert=v
 A tiny Python server stands in for a PostgreSQL that answers an SSLRequest with 'E', with
 unencrypted bytes behind its 'S', or with nonsense. Certificates: openssl CLI (test process).
 """
+import contextlib
 import re
 import shutil
 import signal
@@ -178,7 +179,7 @@ def test_modes_against_ssl_off(lib, gateways, cluster, mode):
         assert rc == 0, err
         assert ssl == "f"
     else:
-        assert rc != 0
+        assert rc == 2
         assert "the PostgreSQL server does not support SSL, but pggw requires it" in err, err
         assert str(cluster.port) not in err and "127.0.0.1:" not in err, err
         assert gw.wait_log(r"does not support SSL"), gw.log_text()
@@ -194,7 +195,7 @@ def test_allow_retries_with_tls_after_an_error(lib, gateways, ssl_cluster):
     # disable never retries: the server's own refusal reaches the client.
     gw = gateways(ssl_cluster.addr, lib, "disable")
     rc, ssl, err = ssl_of(gw, "tlsonly")
-    assert rc != 0
+    assert rc == 2
     assert "no encryption" in err, err
 
 
@@ -203,7 +204,7 @@ def test_allow_without_tls_relays_the_first_error(lib, gateways, cluster):
     unknown role) is what the client sees."""
     gw = gateways(cluster.addr, lib, "allow")
     rc, ssl, err = ssl_of(gw, "nosuchrole")
-    assert rc != 0
+    assert rc == 2
     assert 'role "nosuchrole" does not exist' in err, err
 
 
@@ -219,13 +220,14 @@ def test_verify_full_host_names(lib, gateways, ssl_cluster):
         assert (rc, ssl) == (0, "t"), (backend, extra, err)
 
     gw = gateways(ssl_cluster.addr, lib, "verify-full", "--server-sni", "wrong.example.com")
+    mark = gw.log_mark()
     rc, ssl, err = ssl_of(gw)
-    assert rc != 0
+    assert rc == 2
     assert TLS_REFUSAL in err and "hostname_mismatch" in err, err
     assert str(ssl_cluster.port) not in err, err
-    lines = gw.wait_log(r"TLS handshake with PostgreSQL server .*hostname_mismatch")
-    # The log names the expected and the presented names.
-    assert lines and "wrong.example.com" in lines[0], gw.log_text()
+    lines = gw.wait_log(r"TLS handshake with PostgreSQL server .*hostname_mismatch", since=mark)
+    # This session's one failure; the log names the expected and the presented names.
+    assert len(lines) == 1 and "wrong.example.com" in lines[0], gw.log_text()[mark:]
     assert "the certificate is for DNS:localhost, IP:127.0.0.1 (CN=localhost)" in lines[0], lines
     assert wait_metric(gw, "pggw_tls_handshake_errors_total", leg="server", library=lib,
                        reason="hostname_mismatch") >= 1
@@ -240,7 +242,7 @@ def test_rogue_ca_refused(lib, gateways, ssl_cluster, pki, mode):
     chain too (libpq does so when a root certificate exists)."""
     gw = gateways(ssl_cluster.addr, lib, mode, "--server-ca", str(pki.rogue_ca[0]))
     rc, ssl, err = ssl_of(gw)
-    assert rc != 0
+    assert rc == 2
     assert TLS_REFUSAL in err, err
     assert wait_metric(gw, "pggw_tls_handshake_errors_total", leg="server", library=lib,
                        reason="unknown_ca") >= 1
@@ -254,19 +256,25 @@ def test_server_requires_client_certificate(lib, gateways, ssl_cluster, pki):
     # No certificate from pggw: PostgreSQL refuses (its own message is relayed).
     gw = gateways(ssl_cluster.addr, lib, "verify-full")
     rc, _, err = ssl_of(gw, "certuser", env=env_ok)
-    assert rc != 0 and "certificate" in err, err
+    assert rc == 2 and "connection requires a valid client certificate" in err, err
     # A certificate from a CA PostgreSQL does not trust.
     gw = gateways(ssl_cluster.addr, lib, "verify-full", "--server-cert", str(pki.rogue_client[0]),
                   "--server-key", str(pki.rogue_client[1]))
+    mark = gw.log_mark()
     rc, _, err = ssl_of(gw, "certuser", env=env_ok)
-    assert rc != 0, err
+    # TLS 1.3: PostgreSQL's unknown_ca alert comes after pggw's side of the handshake ended,
+    # and today the client is closed without an ErrorResponse (pggw reports nothing to it).
+    assert rc == 2 and "server closed the connection unexpectedly" in err, err
+    lines = gw.wait_log(r"session closed: .* user=certuser database=appdb .*"
+                        r'reason="server read error: ', since=mark)
+    assert len(lines) == 1, gw.log_text()[mark:]
     # The right certificate: the password is still required.
     gw = gateways(ssl_cluster.addr, lib, "verify-full", "--server-cert", str(pki.gw_client[0]),
                   "--server-key", str(pki.gw_client[1]))
     rc, ssl, err = ssl_of(gw, "certuser", env=env_ok)
     assert (rc, ssl) == (0, "t"), err
     rc, _, err = ssl_of(gw, "certuser", env=env_bad)
-    assert rc != 0 and "password authentication failed" in err, err
+    assert rc == 2 and "password authentication failed" in err, err
     # Other users are unaffected by pggw's certificate.
     assert ssl_of(gw, "bob")[:2] == (0, "t")
 
@@ -278,7 +286,7 @@ def test_sighup_reloads_the_server_leg(lib, ssl_cluster, pki, tmp_path):
     with Pggw("--tls-library", lib, "--server-tls", "verify-full", "--server-ca", str(ca),
               "--workers", "1", backend=ssl_cluster.addr) as gw:
         rc, _, err = ssl_of(gw)
-        assert rc != 0 and TLS_REFUSAL in err, err
+        assert rc == 2 and TLS_REFUSAL in err, err
         shutil.copy(pki.ca[0], ca)
         gw.proc.send_signal(signal.SIGHUP)
         assert gw.wait_log(r"SIGHUP: TLS certificates reloaded"), gw.log_text()
@@ -324,7 +332,7 @@ def test_cancel_through_tls_server_leg(lib, gateways, ssl_cluster):
         with pytest.raises(psycopg2.errors.QueryCanceled):
             cur.execute("select pg_sleep(30)")
         timer.join()
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 15  # far from pg_sleep(30)
     finally:
         conn.close()
     # The session and the cancel: two server-leg handshakes.
@@ -353,10 +361,10 @@ def test_channel_binding_plaintext_server_leg(lib, gateways, ssl_cluster, pki):
         rc, ssl, err, _ = alice(gw, cb, pki)
         assert (rc, ssl) == (0, "f"), (cb, err)
     rc, _, err, secs = alice(gw, "require", pki)
-    assert rc != 0
+    assert rc == 2
     assert "channel binding is required, but server did not offer an authentication method " \
            "that supports channel binding" in err, err
-    assert secs < 5
+    assert secs < 15  # stopped at once, not a hang
 
 
 def test_channel_binding_with_the_servers_certificate(lib, gateways, ssl_cluster, pki):
@@ -378,10 +386,10 @@ def test_channel_binding_with_another_certificate(lib, gateways, ssl_cluster, pk
     assert (rc, ssl) == (0, "t"), err
     for cb in ("prefer", "require"):
         rc, _, err, secs = alice(gw, cb, pki)
-        assert rc != 0
+        assert rc == 2
         assert "SCRAM channel binding (SCRAM-SHA-256-PLUS) cannot pass through pggw" in err, err
         assert "channel_binding=disable" in err
-        assert secs < 5
+        assert secs < 15  # stopped at once, not a hang
     # Warned once, at the first server-leg handshake.
     assert len(gw.wait_log(r"SCRAM channel binding cannot pass through pggw")) == 1, gw.log_text()
     assert wait_metric(gw, "pggw_client_refusals_total", minimum=2, reason="channel_binding") >= 2
@@ -397,8 +405,9 @@ def test_channel_binding_plaintext_client_tls_server(lib, gateways, ssl_cluster,
     rc, ssl, err = ssl_of(gw, "alice", env=clean_client_env(PGPASSWORD=ALICE_PASSWORD),
                           channel_binding=cb)
     if cb == "require":
-        assert rc != 0 and "channel binding" in err, err
-        assert time.monotonic() - t0 < 5
+        # libpq refuses before any authentication: no SSL to bind to.
+        assert rc == 2 and "channel binding required, but SSL not in use" in err, err
+        assert time.monotonic() - t0 < 15
     else:
         assert (rc, ssl) == (0, "t"), err
 
@@ -537,7 +546,10 @@ def test_server_handshake_timeout(lib):
     def stall(c, received):
         received.append(read_packet(c))
         c.sendall(b"S")
-        time.sleep(3)
+        c.settimeout(30)  # silent (the ClientHello read and ignored) until pggw closes
+        with contextlib.suppress(OSError):
+            while c.recv(65536):
+                pass
 
     fake = FakeServer([stall])
     try:
@@ -546,7 +558,8 @@ def test_server_handshake_timeout(lib):
             t0 = time.monotonic()
             f = client_error(gw)
             assert f["C"] == "08006" and "pggw could not connect" in f["M"], f
-            assert 0.8 < time.monotonic() - t0 < 2.5
+            # Not before the 1 s timeout; generous above it (a loaded 2-CPU machine).
+            assert 0.8 < time.monotonic() - t0 < 10
             text = scrape(gw)
             assert metric(text, "pggw_tls_handshakes_total", leg="server", result="timeout") == 1
             assert metric(text, "pggw_tls_handshake_errors_total", leg="server",
