@@ -398,9 +398,14 @@ def _cgroup_cpus() -> int | None:
 
 def test_workers_default_is_the_cpus_pggw_may_use(pggw, cluster, tmp_path):
     """No --workers: one worker per CPU of the process's affinity (and cgroup quota). Under
-    `taskset -c 0`, one; without, as many as this process may use."""
-    with binary_run_under(["taskset", "-c", "0"], tmp_path):
+    `taskset -c 0` (or this process's first CPU), one; without, as many as this process may
+    use."""
+    cpu = min(os.sched_getaffinity(0))  # CPU 0 where this process may use it
+    with binary_run_under(["taskset", "-c", str(cpu)], tmp_path):
         one = pggw("--client-tls", "disable", backend=cluster.addr)
+    # taskset exec'd pggw: the process watched (crash checks, stop) is pggw itself.
+    assert os.readlink(f"/proc/{one.pid}/exe") == str(PGGW_BIN.resolve())
+    assert os.sched_getaffinity(one.pid) == {cpu}
     assert start_line_field(one, "workers") == "1"
     with connect(one.addr) as s:
         assert_ready(trust_session(s)[0])
@@ -423,6 +428,7 @@ def test_max_connections_default_follows_the_open_file_limit(pggw, cluster, tmp_
     soft limit to the hard one (gateway/app/config.cpp default_max_connections)."""
     with binary_run_under(["prlimit", f"--nofile={nofile}", "--"], tmp_path):
         gw = pggw("--client-tls", "disable", "--workers", "1", backend=cluster.addr)
+    assert os.readlink(f"/proc/{gw.pid}/exe") == str(PGGW_BIN.resolve())
     assert start_line_field(gw, "max_connections") == str(want)
     limits = Path(f"/proc/{gw.pid}/limits").read_text()
     hard = nofile.split(":")[-1]
