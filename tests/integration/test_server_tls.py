@@ -174,6 +174,7 @@ def test_modes_against_ssl_off(lib, gateways, cluster, mode):
     """ssl = off: PostgreSQL answers 'N'. allow/prefer go on in plaintext; the others refuse
     the client with libpq's reason and never with the server's address."""
     gw = gateways(cluster.addr, lib, mode)
+    mark = gw.log_mark()
     rc, ssl, err = ssl_of(gw)
     if mode in ("disable", "allow", "prefer"):
         assert rc == 0, err
@@ -182,7 +183,11 @@ def test_modes_against_ssl_off(lib, gateways, cluster, mode):
         assert rc == 2
         assert "the PostgreSQL server does not support SSL, but pggw requires it" in err, err
         assert str(cluster.port) not in err and "127.0.0.1:" not in err, err
-        assert gw.wait_log(r"does not support SSL"), gw.log_text()
+        # This session's failure (the module's pggw may have logged others), with the mode.
+        lines = gw.wait_log(rf"server connection failed for peer=127\.0\.0\.1:\d+ user=bob "
+                            rf"database=appdb: server {re.escape(cluster.addr)} does not support "
+                            rf"SSL, but --server-tls {mode} requires it", since=mark)
+        assert len(lines) == 1, gw.log_text()[mark:]
 
 
 def test_allow_retries_with_tls_after_an_error(lib, gateways, ssl_cluster):
