@@ -2,10 +2,12 @@
 # Every benchmark of this directory, one after the other, each printing its tables:
 # relay.sh (relayed queries per proxy CPU-second), handshakes.sh (handshakes and full sessions
 # per proxy CPU-second), memory.sh (RSS per idle TLS session, N=1000 against PostgreSQL, then
-# N=5000 against bench/pg_stub.py). About 15 minutes on the 2-vCPU machine.
+# N=5000 against bench/pg_stub.py). Estimated 15-20 minutes on the 2-vCPU machine (the full
+# run was not timed).
 #
-# --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions; about a
-# minute), to prove that the scripts still run; its figures mean nothing.
+# --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions; 2.5 min
+# measured at load average 20 on the 2-vCPU machine), to prove that the scripts still run;
+# its figures mean nothing.
 #
 # usage: bench/run.sh [--smoke]     env: PGGW_BUILD (default build-bench), BASE_BUILD=
 # Build first: cmake --build $PGGW_BUILD --target pggw handshake_load
