@@ -195,7 +195,7 @@ start_haproxy() {
     cat >"$WORK/$name.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4000
 defaults
     mode tcp
     timeout connect 5s
