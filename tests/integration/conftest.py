@@ -90,6 +90,23 @@ SANITIZER_HEADER = re.compile(r"^==\d+==(ERROR|WARNING): \w+Sanitizer|^\S+:\d+:\
 _reports_claimed: set[Path] = set()  # report files already charged to a test
 
 
+def _sanitizer_of_build() -> str | None:
+    """"asan" (ASan+UBSan), "tsan" or None: how the pggw under test was built. For tests whose
+    bounds a sanitizer changes: ASan's quarantine holds freed memory (RSS grows by up to
+    256 MiB), TSan runs several times slower."""
+    try:
+        cache = (BUILD_DIR / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    for option, name in (("PGGW_SANITIZE", "asan"), ("PGGW_TSAN", "tsan")):
+        if re.search(rf"^{option}:BOOL=ON$", cache, re.M):
+            return name
+    return None
+
+
+SANITIZER = _sanitizer_of_build()
+
+
 def sanitizer_reports(pid: int | None = None) -> dict[Path, str]:
     """Report files not yet charged to a test (or only pid's): path -> text."""
     out = {}
