@@ -71,6 +71,7 @@ awaitable<error_code> Stream::flush() {
 // engine's input side, so nothing moves that buffer while the read is in flight.
 awaitable<error_code> Stream::fill() {
     if (input_eof_) co_return error_code{asio::error::eof};
+    drained_ = false;  // this read waits for bytes: what try_read_some knew is stale
     auto space = engine_->input_space();
     auto [ec, n] =
         co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
@@ -125,8 +126,10 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(std::span<std::
 std::tuple<error_code, std::size_t> Stream::try_read_some(std::span<std::uint8_t> buf) {
     error_code ec;
     if (!engine_) {
+        if (drained_) return {error_code{asio::error::would_block}, 0};
         std::size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
         if (ec == asio::error::try_again) ec = asio::error::would_block;
+        if (!ec && n < buf.size()) drained_ = true;
         return {ec, n};
     }
     // Output left by an earlier operation goes out first (wait_readable sends it).
@@ -155,8 +158,10 @@ std::tuple<error_code, std::size_t> Stream::try_read_some(std::span<std::uint8_t
         if (failed) return {failed, 0};
         if (input_eof_) return {error_code{asio::error::eof}, 0};
         // want_input: the engine holds no complete record; read what the socket has.
+        if (drained_) return {error_code{asio::error::would_block}, 0};
         auto space = engine_->input_space();
         std::size_t got = socket_.read_some(asio::buffer(space.data(), space.size()), ec);
+        if (!ec && got < space.size()) drained_ = true;
         if (ec == asio::error::eof) {
             input_eof_ = true;  // the engine tells close_notify from truncation
             engine_->input_eof();
@@ -179,6 +184,7 @@ awaitable<error_code> Stream::wait_readable() {
         co_return ec;
     }
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    drained_ = false;
     co_return ec;
 }
 

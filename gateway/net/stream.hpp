@@ -84,6 +84,12 @@ class Stream {
     // KeyUpdate answer): wait_readable sends it and returns at once.
     bool retry_now_ = false;
     error_code deferred_;            // what wait_readable reports once that output is sent
+    // The last socket read returned fewer bytes than asked: the socket was empty, so the next
+    // try_read_some answers would_block without the read() that would only return EAGAIN.
+    // Safe because wait_readable's async_wait re-arms the descriptor (Boost 1.81's epoll
+    // reactor: EPOLL_CTL_MOD), which reports at once bytes that arrived in between; and it
+    // costs nothing, since that re-arm replaces the EAGAIN read syscall for syscall.
+    bool drained_ = false;
     asio::steady_timer write_done_;  // cancelled when a write finishes, to wake a waiting writer
 };
 
