@@ -83,7 +83,7 @@ class Stream {
     // try_read_some left the engine with output to send or a result to report (an alert, a
     // KeyUpdate answer): wait_readable sends it and returns at once.
     bool retry_now_ = false;
-    error_code deferred_;            // what wait_readable reports once that output is sent
+    error_code deferred_;  // what wait_readable reports once that output is sent
     // The last socket read returned fewer bytes than asked: the socket was empty, so the next
     // try_read_some answers would_block without the read() that would only return EAGAIN.
     // Safe because wait_readable's async_wait re-arms the descriptor (Boost 1.81's epoll
