@@ -136,22 +136,17 @@ class Exchange {
             // PostgreSQL's words; the reason goes to the log only, as PostgreSQL's DETAIL does.
             spdlog::warn("password authentication failed for user {}: peer={} mechanism={}",
                          rec_.user, rec_.peer, mechanism_);
-            co_return co_await refuse(pg::sqlstate::invalid_password,
-                                      auth::password_authentication_failed(user_), "",
-                                      Refusal::auth_failed, /*logged=*/true);
+            auto msg = pg::error_response(pg::sqlstate::invalid_password,
+                                          auth::password_authentication_failed(user_));
+            co_await send_refusal(client_, rec_, env_.metrics, msg, Refusal::auth_failed);
+            co_return ClientAuthOutcome{};
         }
         co_return co_await refuse(sqlstate, message, detail, Refusal::protocol_violation);
     }
 
     awaitable<ClientAuthOutcome> refuse(std::string_view sqlstate, std::string message,
-                                        std::string detail, Refusal why, bool logged = false) {
-        if (logged) {
-            env_.metrics.client_refused(refusal_name(why));
-            rec_.close_reason = "refused: " + std::string(refusal_name(why));
-            co_await client_.write_all(pg::error_response(sqlstate, message, "FATAL", detail));
-        } else {
-            co_await refuse_client(client_, rec_, env_.metrics, sqlstate, message, why, detail);
-        }
+                                        std::string detail, Refusal why) {
+        co_await refuse_client(client_, rec_, env_.metrics, sqlstate, message, why, detail);
         co_return ClientAuthOutcome{};
     }
 

@@ -405,9 +405,7 @@ awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& st
     if (!server_auth.ok) {
         spdlog::warn("login to the server on behalf of peer={} user={} database={} failed: {}",
                      rec_.peer, rec_.user, rec_.database, server_auth.log_error);
-        env_.metrics.client_refused(refusal_name(server_auth.refusal));
-        rec_.close_reason = "refused: " + std::string(refusal_name(server_auth.refusal));
-        co_await client_.write_all(server_auth.client_error);
+        co_await send_refusal(client_, rec_, m_, server_auth.client_error, server_auth.refusal);
         conn.stream->close();
         co_return;
     }

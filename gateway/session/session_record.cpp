@@ -11,10 +11,15 @@ awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::Worke
                               std::string_view detail) {
     spdlog::warn("refused client: peer={} user={} database={} sqlstate={}: {}", rec.peer, rec.user,
                  rec.database, sqlstate, message);
+    auto msg = pg::error_response(sqlstate, message, "FATAL", detail);
+    co_await send_refusal(client, rec, m, msg, why);
+}
+
+awaitable<void> send_refusal(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
+                             std::span<const std::uint8_t> error_response, Refusal why) {
     m.client_refused(refusal_name(why));
     rec.close_reason = "refused: " + std::string(refusal_name(why));
-    auto msg = pg::error_response(sqlstate, message, "FATAL", detail);
-    co_await client.write_all(msg);
+    co_await client.write_all(error_response);
 }
 
 }  // namespace pggw

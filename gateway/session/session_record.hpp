@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,5 +34,9 @@ struct SessionRecord {
 awaitable<void> refuse_client(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
                               std::string_view sqlstate, std::string_view message, Refusal why,
                               std::string_view detail = {});
+// The same, for a caller that has logged why in its own words: counts the refusal, sets the
+// close reason and sends error_response, a complete ErrorResponse.
+awaitable<void> send_refusal(Stream& client, SessionRecord& rec, metrics::WorkerMetrics& m,
+                             std::span<const std::uint8_t> error_response, Refusal why);
 
 }  // namespace pggw

@@ -40,6 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -617,6 +618,12 @@ def pggw(request):
     for p in started:
         p.stop()
     check_no_crash(started)
+
+
+def scrape(gw) -> str:
+    """pggw's /metrics, as text."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
+        return r.read().decode()
 
 
 def check_no_crash(procs):

@@ -18,12 +18,11 @@ see that the user name arrived as the bound parameter $1.
 """
 import re
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import (Cluster, Pggw, check_no_crash, clean_client_env, conninfo, make_ca,
+from conftest import (scrape, Cluster, Pggw, check_no_crash, clean_client_env, conninfo, make_ca,
                       make_leaf, psql, tls_backends)
 
 LIBS = tls_backends()
@@ -129,11 +128,6 @@ def gateways(pki, db):
 @pytest.fixture(scope="module", params=LIBS)
 def lib(request):
     return request.param
-
-
-def scrape(gw) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
-        return r.read().decode()
 
 
 def counts(text: str, name: str, label: str) -> dict[str, float]:

@@ -10,22 +10,16 @@ import re
 import socket
 import struct
 import time
-import urllib.request
 
 import pytest
 
-from conftest import (assert_ready, cancel_request, check_no_crash, conninfo, error_fields,
+from conftest import (scrape, assert_ready, cancel_request, check_no_crash, conninfo, error_fields,
                       gen_cert, psql, read_until, recv_all_until_close, recv_exact, Pggw,
                       query_message, ssl_request, startup_message, trust_session)
 
 FLOOD_SOURCE = "127.0.0.2"
 REASONS = {"negotiating_total", "negotiating_per_source", "handshake_queue_timeout",
            "cancel_rate"}
-
-
-def scrape(gw) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
-        return r.read().decode()
 
 
 def rejected(gw) -> dict[str, float]:

@@ -23,13 +23,12 @@ import re
 import signal
 import struct
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from conftest import (ALICE_PASSWORD, PGBENCH, TERMINATE, Cluster, Pggw, check_no_crash,
+from conftest import (scrape, ALICE_PASSWORD, PGBENCH, TERMINATE, Cluster, Pggw, check_no_crash,
                       clean_client_env, client_context, connect, conninfo, error_fields,
                       make_ca, make_leaf, psql, read_message, run, scram_session, starttls,
                       startup_message, tls_backends)
@@ -173,11 +172,6 @@ def lib(request):
 # --------------------------------------------------------------------------------------
 # Helpers: metrics, logs, clients
 # --------------------------------------------------------------------------------------
-def scrape(gw) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
-        return r.read().decode()
-
-
 def samples(text: str, name: str) -> dict[tuple, float]:
     """name's samples: sorted label items -> value."""
     out = {}

@@ -16,13 +16,12 @@ import ssl
 import struct
 import threading
 import time
-import urllib.request
 
 import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import (ALICE_PASSWORD, Cluster, Pggw, cancel_request, check_no_crash,
+from conftest import (scrape, ALICE_PASSWORD, Cluster, Pggw, cancel_request, check_no_crash,
                       clean_client_env, client_context, conninfo, connect, error_fields, make_ca,
                       make_leaf, psql,
                       query_message, read_message, read_until, recv_exact, ssl_request, starttls,
@@ -117,11 +116,6 @@ def ssl_of(gw, user="bob", env=None, **kw):
     """(returncode, 't'/'f' of the server leg's pg_stat_ssl, stderr)."""
     r = psql(dsn(gw, user, **kw), SSL_QUERY, env=env)
     return r.returncode, r.stdout.strip(), r.stderr
-
-
-def scrape(gw) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
-        return r.read().decode()
 
 
 def metric(text: str, name: str, **labels) -> float:
