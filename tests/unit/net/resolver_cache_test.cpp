@@ -7,10 +7,13 @@
 namespace pggw {
 namespace {
 
-// Runs fn(cache) as a coroutine on a fresh loop until it returns.
+// Runs fn(cache) as a coroutine on a fresh loop until it returns. The cache is made after the
+// loop and destroyed before it, as in a worker (its entries hold timers of the loop: a cache
+// that outlived its io_context would destroy them after their service).
 template <class F>
-void run(ResolverCache& cache, F fn) {
+void run(F fn) {
     asio::io_context io;
+    ResolverCache cache;
     bool done = false;
     asio::co_spawn(io, fn(cache), [&](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
@@ -21,8 +24,7 @@ void run(ResolverCache& cache, F fn) {
 }
 
 TEST(ResolverCache, ConcurrentSessionsShareOneLookupAndReuseItsAnswer) {
-    ResolverCache cache;
-    run(cache, [](ResolverCache& c) -> awaitable<void> {
+    run([](ResolverCache& c) -> awaitable<void> {
         auto [a, b] = co_await (c.resolve("localhost", 5432) && c.resolve("localhost", 5432));
         EXPECT_FALSE(a.error) << a.error.message();
         EXPECT_FALSE(b.error) << b.error.message();
@@ -47,8 +49,7 @@ TEST(ResolverCache, ConcurrentSessionsShareOneLookupAndReuseItsAnswer) {
 }
 
 TEST(ResolverCache, ForgetMakesTheNextSessionWaitForAFreshLookup) {
-    ResolverCache cache;
-    run(cache, [](ResolverCache& c) -> awaitable<void> {
+    run([](ResolverCache& c) -> awaitable<void> {
         auto first = co_await c.resolve("localhost", 5432);
         EXPECT_FALSE(first.error);
         c.forget("localhost", 5432);
@@ -64,8 +65,7 @@ TEST(ResolverCache, ForgetMakesTheNextSessionWaitForAFreshLookup) {
 // A session whose deadline comes first stops waiting; the lookup finishes in the background
 // and serves the next session without another lookup.
 TEST(ResolverCache, ADeadlineEndsTheWaitNotTheLookup) {
-    ResolverCache cache;
-    run(cache, [](ResolverCache& c) -> awaitable<void> {
+    run([](ResolverCache& c) -> awaitable<void> {
         auto r = co_await (c.resolve("localhost", 5432) || sleep_for(std::chrono::seconds(0)));
         if (r.index() == 0) {
             // The lookup won the race (rare): it must then be a complete answer.
