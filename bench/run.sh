@@ -2,12 +2,13 @@
 # Every benchmark of this directory, one after the other, each printing its tables:
 # relay.sh (relayed queries per proxy CPU-second), handshakes.sh (handshakes and full sessions
 # per proxy CPU-second), memory.sh (RSS per idle TLS session, N=1000 against PostgreSQL, then
-# N=5000 against bench/pg_stub.py). Estimated 15-20 minutes on the 2-vCPU machine (the full
-# run was not timed).
+# N=5000 against bench/pg_stub.py), bulk.sh (proxy CPU-seconds per GB of a 1 GiB COPY TO
+# STDOUT over TLS, and the TLS record sizes written toward the client; 4-5 minutes measured at
+# load average 4-7). Estimated 20-25 minutes on the 2-vCPU machine (the full run was not timed).
 #
-# --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions; 2.5 min
-# measured at load average 20 on the 2-vCPU machine), to prove that the scripts still run;
-# its figures mean nothing.
+# --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions, 4 MiB
+# copies; 2.5 min measured at load average 20 on the 2-vCPU machine before bulk.sh was added,
+# which adds about 20 s), to prove that the scripts still run; its figures mean nothing.
 #
 # usage: bench/run.sh [--smoke]     env: PGGW_BUILD (default build-bench), BASE_BUILD=
 # Build first: cmake --build $PGGW_BUILD --target pggw handshake_load
@@ -30,9 +31,11 @@ if ((smoke)); then
     run handshakes R=1 T=1 HS_THREADS=1 CLIENTS=1 "$here/handshakes.sh"
     run memory N=20 GEN_THREADS=2 "$here/memory.sh"
     run memory-stub N=20 GEN_THREADS=2 SERVER=stub "$here/memory.sh"
+    run bulk R=1 SIZE_MB=4 RECORD_MB=1 "$here/bulk.sh"
 else
     run relay "$here/relay.sh"
     run handshakes "$here/handshakes.sh"
     run memory N=1000 "$here/memory.sh"
     run memory-5000 N=5000 SERVER=stub "$here/memory.sh"
+    run bulk "$here/bulk.sh"
 fi
