@@ -32,6 +32,14 @@ bssl::UniquePtr<EVP_PKEY> generate_key(const std::string& type, std::string& err
             return nullptr;
         }
         ec.release();  // owned by pkey
+    } else if (key_type == shared::KeyType::ed25519) {
+        EVP_PKEY* raw = nullptr;
+        bssl::UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+        if (!ctx || !EVP_PKEY_keygen_init(ctx.get()) || !EVP_PKEY_keygen(ctx.get(), &raw)) {
+            error = "cannot generate an Ed25519 key";
+            return nullptr;
+        }
+        pkey.reset(raw);
     } else {
         bssl::UniquePtr<RSA> rsa(RSA_new());
         bssl::UniquePtr<BIGNUM> e(BN_new());
@@ -88,7 +96,9 @@ bssl::UniquePtr<X509> make_certificate(EVP_PKEY* key, const std::string& cn, X50
     for (const auto& [nid, value] : exts) {
         if (!add_extension(cert.get(), issuer ? issuer : cert.get(), nid, value)) return nullptr;
     }
-    if (!X509_sign(cert.get(), issuer_key, EVP_sha256())) return nullptr;
+    // Ed25519 (RFC 8410) signs the message itself: no digest to name.
+    const EVP_MD* md = EVP_PKEY_id(issuer_key) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
+    if (!X509_sign(cert.get(), issuer_key, md)) return nullptr;
     return cert;
 }
 

@@ -133,8 +133,10 @@ bool parse_key_type(const std::string& name, KeyType& type, std::string& error) 
         type = KeyType::ecdsa_p256;
     } else if (name == "rsa-2048") {
         type = KeyType::rsa_2048;
+    } else if (name == "ed25519") {
+        type = KeyType::ed25519;
     } else {
-        error = "unknown key type \"" + name + "\" (ecdsa-p256 or rsa-2048)";
+        error = "unknown key type \"" + name + "\" (ecdsa-p256, rsa-2048 or ed25519)";
         return false;
     }
     return true;

@@ -114,7 +114,7 @@ class EngineBase : public Engine {
 // ---- gen-cert ----
 // The request checks every backend makes (host names, validity) and the directory, created.
 bool prepare_certificate_request(const CertificateRequest& req, std::string& error);
-enum class KeyType { ecdsa_p256, rsa_2048 };
+enum class KeyType { ecdsa_p256, rsa_2048, ed25519 };
 bool parse_key_type(const std::string& name, KeyType& type, std::string& error);
 // Writes pem to a new file beside path (O_CREAT|O_EXCL|O_NOFOLLOW, mode set whatever the umask)
 // and renames it over path; empty pem: encoding failed.

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/ed25519.h>
 #include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/rsa.h>
 
@@ -17,16 +18,60 @@
 namespace pggw::tls::wolfssl {
 namespace {
 
+// One key of the three types; the certificate API's *_ex functions take (key_type(), key()).
 struct KeyPair {
-    bool rsa = false;
+    shared::KeyType type = shared::KeyType::ecdsa_p256;
     bool ready = false;
     ecc_key ecc;
     RsaKey rsa_key;
-    RsaKey* rsa_ptr() { return rsa ? &rsa_key : nullptr; }
-    ecc_key* ecc_ptr() { return rsa ? nullptr : &ecc; }
+    ed25519_key ed;
+    int key_type() const {
+        switch (type) {
+            case shared::KeyType::rsa_2048:
+                return RSA_TYPE;
+            case shared::KeyType::ed25519:
+                return ED25519_TYPE;
+            case shared::KeyType::ecdsa_p256:
+                break;
+        }
+        return ECC_TYPE;
+    }
+    void* key() {
+        switch (type) {
+            case shared::KeyType::rsa_2048:
+                return &rsa_key;
+            case shared::KeyType::ed25519:
+                return &ed;
+            case shared::KeyType::ecdsa_p256:
+                break;
+        }
+        return &ecc;
+    }
+    // Ed25519 (RFC 8410) signs the message itself: no digest in the signature algorithm.
+    int signature_type() const {
+        switch (type) {
+            case shared::KeyType::rsa_2048:
+                return CTC_SHA256wRSA;
+            case shared::KeyType::ed25519:
+                return CTC_ED25519;
+            case shared::KeyType::ecdsa_p256:
+                break;
+        }
+        return CTC_SHA256wECDSA;
+    }
     ~KeyPair() {
-        if (ready && rsa) wc_FreeRsaKey(&rsa_key);
-        if (ready && !rsa) wc_ecc_free(&ecc);
+        if (!ready) return;
+        switch (type) {
+            case shared::KeyType::rsa_2048:
+                wc_FreeRsaKey(&rsa_key);
+                break;
+            case shared::KeyType::ed25519:
+                wc_ed25519_free(&ed);
+                break;
+            case shared::KeyType::ecdsa_p256:
+                wc_ecc_free(&ecc);
+                break;
+        }
     }
 };
 
@@ -42,14 +87,20 @@ std::unique_ptr<KeyPair> generate_key(const std::string& type, WC_RNG& rng, std:
     shared::KeyType key_type{};
     if (!shared::parse_key_type(type, key_type, error)) return nullptr;
     auto key = std::make_unique<KeyPair>();
+    key->type = key_type;
     if (key_type == shared::KeyType::ecdsa_p256) {
         key->ready = wc_ecc_init(&key->ecc) == 0;
         if (!key->ready || wc_ecc_make_key_ex(&rng, 32, &key->ecc, ECC_SECP256R1) != 0) {
             error = "cannot generate an ECDSA P-256 key";
             return nullptr;
         }
+    } else if (key_type == shared::KeyType::ed25519) {
+        key->ready = wc_ed25519_init(&key->ed) == 0;
+        if (!key->ready || wc_ed25519_make_key(&rng, ED25519_KEY_SIZE, &key->ed) != 0) {
+            error = "cannot generate an Ed25519 key";
+            return nullptr;
+        }
     } else {
-        key->rsa = true;
         key->ready = wc_InitRsaKey(&key->rsa_key, nullptr) == 0;
         if (!key->ready || wc_MakeRsaKey(&key->rsa_key, 2048, WC_RSA_EXPONENT, &rng) != 0 ||
             wc_RsaSetRNG(&key->rsa_key, &rng) != 0) {
@@ -109,7 +160,7 @@ std::vector<std::uint8_t> make_certificate(KeyPair& key, const std::string& cn,
     }
     cert->version = 2;  // X.509 v3
     cert->daysValid = days;
-    cert->sigType = issuer_key.rsa ? CTC_SHA256wRSA : CTC_SHA256wECDSA;
+    cert->sigType = issuer_key.signature_type();
     std::memcpy(cert->subject.commonName, cn.data(), cn.size());
     cert->subject.commonNameEnc = CTC_UTF8;
     if (issuer_der.empty()) {
@@ -123,17 +174,17 @@ std::vector<std::uint8_t> make_certificate(KeyPair& key, const std::string& cn,
         std::memcpy(cert->altNames, alt_names.data(), alt_names.size());
         cert->altNamesSz = static_cast<int>(alt_names.size());
     }
-    if (wc_SetSubjectKeyIdFromPublicKey(cert.get(), key.rsa_ptr(), key.ecc_ptr()) != 0 ||
-        wc_SetAuthKeyIdFromPublicKey(cert.get(), issuer_key.rsa_ptr(), issuer_key.ecc_ptr()) != 0 ||
+    if (wc_SetSubjectKeyIdFromPublicKey_ex(cert.get(), key.key_type(), key.key()) != 0 ||
+        wc_SetAuthKeyIdFromPublicKey_ex(cert.get(), issuer_key.key_type(), issuer_key.key()) != 0 ||
         wc_SetKeyUsage(cert.get(), usage) != 0 ||
         (ext_usage && wc_SetExtKeyUsage(cert.get(), ext_usage) != 0)) {
         return {};
     }
-    int body = wc_MakeCert(cert.get(), der.data(), static_cast<word32>(der.size()), key.rsa_ptr(),
-                           key.ecc_ptr(), &rng);
+    int body = wc_MakeCert_ex(cert.get(), der.data(), static_cast<word32>(der.size()),
+                              key.key_type(), key.key(), &rng);
     if (body <= 0) return {};
-    int len = wc_SignCert(body, cert->sigType, der.data(), static_cast<word32>(der.size()),
-                          issuer_key.rsa_ptr(), issuer_key.ecc_ptr(), &rng);
+    int len = wc_SignCert_ex(body, cert->sigType, der.data(), static_cast<word32>(der.size()),
+                             issuer_key.key_type(), issuer_key.key(), &rng);
     if (len <= 0) return {};
     der.resize(static_cast<std::size_t>(len));
     return der;
@@ -151,11 +202,25 @@ std::string to_pem(const std::vector<std::uint8_t>& der, int type) {
 
 std::string key_pem(KeyPair& key) {
     std::vector<std::uint8_t> der(8 * 1024);
-    int len = key.rsa ? wc_RsaKeyToDer(&key.rsa_key, der.data(), static_cast<word32>(der.size()))
-                      : wc_EccKeyToDer(&key.ecc, der.data(), static_cast<word32>(der.size()));
+    const auto size = static_cast<word32>(der.size());
+    int len = 0, pem_type = 0;
+    switch (key.type) {
+        case shared::KeyType::rsa_2048:  // PKCS#1, "RSA PRIVATE KEY"
+            len = wc_RsaKeyToDer(&key.rsa_key, der.data(), size);
+            pem_type = PRIVATEKEY_TYPE;
+            break;
+        case shared::KeyType::ed25519:  // RFC 8410 PKCS#8, "PRIVATE KEY"
+            len = wc_Ed25519PrivateKeyToDer(&key.ed, der.data(), size);
+            pem_type = PKCS8_PRIVATEKEY_TYPE;
+            break;
+        case shared::KeyType::ecdsa_p256:  // SEC 1, "EC PRIVATE KEY"
+            len = wc_EccKeyToDer(&key.ecc, der.data(), size);
+            pem_type = ECC_PRIVATEKEY_TYPE;
+            break;
+    }
     if (len <= 0) return {};
     der.resize(static_cast<std::size_t>(len));
-    std::string pem = to_pem(der, key.rsa ? PRIVATEKEY_TYPE : ECC_PRIVATEKEY_TYPE);
+    std::string pem = to_pem(der, pem_type);
     std::fill(der.begin(), der.end(), 0);
     return pem;
 }

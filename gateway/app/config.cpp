@@ -488,8 +488,8 @@ ParsedCommand parse_command_line(int argc, char** argv) {
     gen->add_option("--dir", cmd.cert_dir, "directory for ca.crt ca.key server.crt server.key")
         ->required();
     gen->add_option("--hostname", cmd.hostnames, "DNS name or IP (repeatable)");
-    gen->add_option("--key-type", cmd.key_type, "ecdsa-p256 or rsa-2048")
-        ->check(CLI::IsMember({"ecdsa-p256", "rsa-2048"}));
+    gen->add_option("--key-type", cmd.key_type, "ecdsa-p256 (the default), rsa-2048 or ed25519")
+        ->check(CLI::IsMember({"ecdsa-p256", "rsa-2048", "ed25519"}));
     gen->fallthrough();
     app.require_subcommand(0, 1);
 

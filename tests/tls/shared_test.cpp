@@ -106,8 +106,10 @@ TEST_F(TlsSharedFiles, ParseKeyType) {
     EXPECT_EQ(type, KeyType::ecdsa_p256);
     EXPECT_TRUE(parse_key_type("rsa-2048", type, error));
     EXPECT_EQ(type, KeyType::rsa_2048);
+    EXPECT_TRUE(parse_key_type("ed25519", type, error));
+    EXPECT_EQ(type, KeyType::ed25519);
     EXPECT_FALSE(parse_key_type("dsa-512", type, error));
-    EXPECT_EQ(error, "unknown key type \"dsa-512\" (ecdsa-p256 or rsa-2048)");
+    EXPECT_EQ(error, "unknown key type \"dsa-512\" (ecdsa-p256, rsa-2048 or ed25519)");
 }
 
 TEST_F(TlsSharedFiles, WritePem) {
