@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Scaling of TLS handshakes across pggw workers on a many-core machine (no PostgreSQL needed):
-# pggw --workers W (W = 1 2 4 6 8) pinned with taskset to W CPUs (distinct physical cores first),
-# handshake_load pinned to the remaining CPUs, handshake-only mode (TCP connect, SSLRequest,
-# 'S', full TLS 1.3 handshake with ECDSA P-256 + X25519, close_notify, close).
+# pggw --workers W pinned with taskset to W CPUs (distinct physical cores first), handshake_load
+# pinned to the remaining CPUs, handshake-only mode (TCP connect, SSLRequest, 'S', full TLS 1.3
+# handshake with X25519, close_notify, close). Two certificates, one run each:
+#   ecdsa-p256  DIR/certs (device_prepare.sh), W = $WORKERS (1 2 4 6 8): the generator's ECDSA
+#               verify costs about as much as pggw's sign, so the generator needs as many CPUs
+#   rsa-2048    made here with the carried pggw gen-cert --key-type rsa-2048, W = $RSA_WORKERS
+#               (1 2 4 8 12 14): server-heavy (an RSA-2048 sign is ~30x its verify), so a
+#               few generator CPUs keep many workers busy
 # For each point: handshakes/s, pggw CPU seconds (/proc/PID/stat), handshakes per pggw
 # CPU-second, pggw utilisation (CPU s / (seconds x W)), generator utilisation, client-side
 # latency percentiles. Results: $OUT/scaling.tsv, $OUT/scaling.txt, $OUT/machine.txt.
@@ -12,12 +17,17 @@
 # DIR/glibc (run through its own loader, modules found via PGGW_TLS_MODULE_DIR).
 #
 # usage: bench/device_scaling.sh [DIR]   env: OUT=/tmp/pggw-scaling WORKERS="1 2 4 6 8"
+#                                             RSA_WORKERS="1 2 4 8 12 14" (empty: no RSA run)
+#                                             KEYS="ecdsa-p256 rsa-2048"
 #                                             LIBS="boringssl wolfssl" D=8 PORT=28400
+#                                             (pggw on PORT+W, its metrics on PORT+50+W)
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIR=$(cd "${1:-$REPO/build-bench/device}" && pwd)
 OUT=${OUT:-/tmp/pggw-scaling}
 WORKERS=${WORKERS:-1 2 4 6 8}
+RSA_WORKERS=${RSA_WORKERS-1 2 4 8 12 14}
+KEYS=${KEYS:-ecdsa-p256 rsa-2048}
 LIBS=${LIBS:-boringssl wolfssl}
 D=${D:-8}
 PORT=${PORT:-28400}
@@ -77,8 +87,8 @@ cat "$OUT/version.txt" >&2
 
 # Crypto bound of this machine, if openssl is here (OpenSSL's implementations, not BoringSSL's).
 if command -v openssl >/dev/null; then
-    openssl speed -seconds 1 ecdsap256 ecdhx25519 >"$OUT/openssl-speed.txt" 2>/dev/null
-    grep -E 'nistp256|X25519' "$OUT/openssl-speed.txt" >&2
+    openssl speed -seconds 1 ecdsap256 ecdhx25519 rsa2048 >"$OUT/openssl-speed.txt" 2>/dev/null
+    grep -E 'nistp256|X25519|^rsa 2048' "$OUT/openssl-speed.txt" >&2
 fi
 
 # The same operations in the carried BoringSSL libcrypto (what pggw's boringssl module uses).
@@ -114,60 +124,83 @@ wait_port() {
 }
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
+# Certificates per key type: P-256 from device_prepare.sh, the others made here.
+declare -A CERTS=([ecdsa-p256]=$DIR/certs)
+for key in $KEYS; do
+    [[ -n ${CERTS[$key]:-} ]] && continue
+    CERTS[$key]=$OUT/certs-$key
+    rm -rf "${CERTS[$key]}"
+    if ! "${RUN[@]}" "$DIR/pggw" gen-cert --dir "${CERTS[$key]}" --key-type "$key" >/dev/null \
+        2>"$OUT/gen-cert-$key.txt"; then
+        log "gen-cert --key-type $key failed: $(cat "$OUT/gen-cert-$key.txt")"
+        unset "CERTS[$key]"
+    fi
+done
+
 TSV=$OUT/scaling.tsv
-printf 'library\tworkers\tpggw_cpus\tgen_cpus\tgen_threads\tok\tfail\tseconds\ths_per_s\tpggw_cpu_s\ths_per_pggw_cpu_s\tpggw_util\tgen_util\tp50_us\tp90_us\tp99_us\n' >"$TSV"
+printf 'key\tlibrary\tworkers\tpggw_cpus\tgen_cpus\tgen_threads\tok\tfail\tseconds\ths_per_s\tpggw_cpu_s\ths_per_pggw_cpu_s\tpggw_util\tgen_util\tp50_us\tp90_us\tp99_us\n' >"$TSV"
 n=$(nproc)
-for lib in $LIBS; do
-    for W in $WORKERS; do
-        ((W < n)) || continue
-        pcpus=$(join "${ORDER[@]:0:W}")
-        gcpus=$(join "${ORDER[@]:W}")
-        ngen=$((n - W))
-        threads=$((16 * W))
-        ((threads < 32)) && threads=32
-        ((threads > 160)) && threads=160
-        port=$((PORT + W))
-        taskset -c "$pcpus" "${RUN[@]}" "$DIR/pggw" --listen "127.0.0.1:$port" \
-            --server 127.0.0.1:1 --workers "$W" --cert "$DIR/certs/server.crt" \
-            --key "$DIR/certs/server.key" --tls-library "$lib" --tls-min-version 1.3 \
-            --metrics-listen "127.0.0.1:$((port + 100))" --log-level warn \
-            >"$OUT/pggw-$lib-$W.log" 2>&1 &
-        pid=$!
-        PIDS+=("$pid")
-        if ! wait_port "$port"; then
-            log "pggw $lib W=$W did not start: $(tail -3 "$OUT/pggw-$lib-$W.log")"
-            continue
-        fi
-        # warm-up 1 s, then the measured run
-        timeout 30 taskset -c "$gcpus" "${RUN[@]}" "$DIR/handshake_load" --port "$port" \
-            --mode handshake --threads "$threads" --duration 1 >/dev/null 2>&1
-        c0=$(cpu_ticks "$pid")
-        out=$(timeout $((D + 30)) taskset -c "$gcpus" "${RUN[@]}" "$DIR/handshake_load" --port "$port" \
-            --mode handshake --threads "$threads" --duration "$D" 2>&1)
-        c1=$(cpu_ticks "$pid")
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        echo "$lib W=$W: $out" >>"$OUT/raw.txt"
-        ok=$(kv ok "$out")
-        secs=$(kv seconds "$out")
-        gcpu=$(kv cpu_s "$out")
-        line=$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v ok="${ok:-0}" -v s="${secs:-1}" \
-            -v w="$W" -v g="${gcpu:-0}" -v ng="$ngen" 'BEGIN {
-                c = (b - a) / h
-                printf "%.1f\t%.2f\t%.0f\t%.0f%%\t%.0f%%", ok / s, c, (c > 0 ? ok / c : 0),
-                    100 * c / (s * w), 100 * g / (s * ng) }')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$lib" "$W" "$pcpus" "$gcpus" \
-            "$threads" "$ok" "$(kv fail "$out")" "$secs" "$line" "$(kv p50_us "$out")" \
-            "$(kv p90_us "$out")" "$(kv p99_us "$out")" >>"$TSV"
-        log "$lib W=$W: $(tail -1 "$TSV")"
+for key in $KEYS; do
+    [[ -n ${CERTS[$key]:-} ]] || continue
+    case $key in
+    rsa-2048) points=$RSA_WORKERS ;;
+    *) points=$WORKERS ;;
+    esac
+    for lib in $LIBS; do
+        for W in $points; do
+            ((W < n)) || continue
+            pcpus=$(join "${ORDER[@]:0:W}")
+            gcpus=$(join "${ORDER[@]:W}")
+            ngen=$((n - W))
+            threads=$((16 * W))
+            ((threads < 32)) && threads=32
+            ((threads > 160)) && threads=160
+            port=$((PORT + W))
+            taskset -c "$pcpus" "${RUN[@]}" "$DIR/pggw" --listen "127.0.0.1:$port" \
+                --server 127.0.0.1:1 --workers "$W" --cert "${CERTS[$key]}/server.crt" \
+                --key "${CERTS[$key]}/server.key" --tls-library "$lib" --tls-min-version 1.3 \
+                --metrics-listen "127.0.0.1:$((port + 50))" --log-level warn \
+                >"$OUT/pggw-$key-$lib-$W.log" 2>&1 &
+            pid=$!
+            PIDS+=("$pid")
+            if ! wait_port "$port"; then
+                log "pggw $key $lib W=$W did not start: $(tail -3 "$OUT/pggw-$key-$lib-$W.log")"
+                kill "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+                continue
+            fi
+            # warm-up 1 s, then the measured run
+            timeout 30 taskset -c "$gcpus" "${RUN[@]}" "$DIR/handshake_load" --port "$port" \
+                --mode handshake --threads "$threads" --duration 1 >/dev/null 2>&1
+            c0=$(cpu_ticks "$pid")
+            out=$(timeout $((D + 30)) taskset -c "$gcpus" "${RUN[@]}" "$DIR/handshake_load" \
+                --port "$port" --mode handshake --threads "$threads" --duration "$D" 2>&1)
+            c1=$(cpu_ticks "$pid")
+            kill "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            echo "$key $lib W=$W: $out" >>"$OUT/raw.txt"
+            ok=$(kv ok "$out")
+            secs=$(kv seconds "$out")
+            gcpu=$(kv cpu_s "$out")
+            line=$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v ok="${ok:-0}" -v s="${secs:-1}" \
+                -v w="$W" -v g="${gcpu:-0}" -v ng="$ngen" 'BEGIN {
+                    c = (b - a) / h
+                    printf "%.1f\t%.2f\t%.0f\t%.0f%%\t%.0f%%", ok / s, c, (c > 0 ? ok / c : 0),
+                        100 * c / (s * w), 100 * g / (s * ng) }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$lib" "$W" \
+                "$pcpus" "$gcpus" "$threads" "$ok" "$(kv fail "$out")" "$secs" "$line" \
+                "$(kv p50_us "$out")" "$(kv p90_us "$out")" "$(kv p99_us "$out")" >>"$TSV"
+            log "$key $lib W=$W: $(tail -1 "$TSV")"
+        done
     done
 done
 
-# Table with speedup against W=1 of the same library.
+# Table with speedup against W=1 of the same key type and library.
 awk -F'\t' 'NR == 1 {next}
-    { if ($2 == 1) base[$1] = $9
-      printf "%-10s %3s %10s %8s %13s %10s %9s %10s %s/%s/%s\n", $1, $2, $9,
-        (base[$1] > 0 ? sprintf("%.2fx", $9 / base[$1]) : "-"), $11, $12, $13, "", $14, $15, $16 }
-    BEGIN { printf "%-10s %3s %10s %8s %13s %10s %9s %10s %s\n", "library", "W", "hs/s",
-        "speedup", "hs/pggw-CPU-s", "pggw util", "gen util", "", "client p50/p90/p99 us" }' \
+    { k = $1 "/" $2
+      if ($3 == 1) base[k] = $10
+      printf "%-10s %-10s %3s %10s %8s %13s %10s %9s %10s %s/%s/%s\n", $1, $2, $3, $10,
+        (base[k] > 0 ? sprintf("%.2fx", $10 / base[k]) : "-"), $12, $13, $14, "", $15, $16, $17 }
+    BEGIN { printf "%-10s %-10s %3s %10s %8s %13s %10s %9s %10s %s\n", "key", "library", "W",
+        "hs/s", "speedup", "hs/pggw-CPU-s", "pggw util", "gen util", "", "client p50/p90/p99 us" }' \
     "$TSV" | tee "$OUT/scaling.txt"

@@ -16,14 +16,32 @@
 #     pggw opens a new one to PostgreSQL per client: compare CPU per connection, not tps.
 # R interleaved rounds of each.
 #
+# KEY_TYPES: the pggw certificates, side by side (pggw gen-cert --key-type): the first is also
+# PostgreSQL's and PgBouncer's, its pggw rows keep their names (pggw_boringssl, pggw_wolfssl);
+# each further type adds pggw_boringssl_<type> and pggw_wolfssl_<type> rows (ed25519, rsa_2048,
+# ecdsa_p256), compared with the first type's rows of the same library. Default: ecdsa-p256
+# alone (or $CERT_KEY_TYPE), the rows as before. KEY_PGBENCH=0: the further types in the
+# handshake test only. A pggw that refuses its certificate (wolfSSL 5.5.4 with Ed25519: its
+# X509 layer cannot read one) is left out, said so. The generator's TLS library: HS_LIBRARY
+# (handshake_load --tls-library), boringssl, or wolfssl when KEY_TYPES has ed25519 (pggw's
+# BoringSSL client leaves Ed25519 out of its signature algorithms), for every row alike.
+#
 # usage: bench/handshakes.sh     env: R=3 T=10 HS_THREADS=4 CLIENTS=4 PORT_BASE=27400
+#                                     KEY_TYPES="ecdsa-p256 ed25519 rsa-2048" KEY_PGBENCH=1
+#                                     HS_LIBRARY=boringssl
 source "$(dirname "$0")/common.sh"
 
 R=${R:-3}
 T=${T:-10}
 HS_THREADS=${HS_THREADS:-4}
 CLIENTS=${CLIENTS:-4}
+KEY_TYPES=${KEY_TYPES:-${CERT_KEY_TYPE:-ecdsa-p256}}
+KEY_PGBENCH=${KEY_PGBENCH:-1}
+read -r -a KEYS <<<"$KEY_TYPES"
+CERT_KEY_TYPE=${KEYS[0]}
 GATEWAYS="pggw_boringssl pggw_wolfssl pgbouncer"
+HS_LIBRARY=${HS_LIBRARY:-$([[ " $KEY_TYPES " == *" ed25519 "* ]] && echo wolfssl || echo boringssl)}
+EXTRA=""  # the further key types' pggw rows that started
 [[ -x $LOADGEN ]] || die "$LOADGEN not built (cmake --build $BUILD --target handshake_load)"
 
 machine_line
@@ -45,6 +63,21 @@ bound_us=$(sed -n 's/^server_handshake_crypto_us=//p' <<<"$bssl")
 bound_hs=$(sed -n 's/^server_bound_handshakes_per_cpu_s=//p' <<<"$bssl")
 echo "bound used below: BoringSSL ${bound_us} us -> ${bound_hs} handshakes per CPU-second"
 echo "(the client side does an ECDSA verify instead of the sign: the load generator needs more CPU than the server)"
+if ((${#KEYS[@]} > 1)); then
+    echo "### openssl speed -seconds 2 ed25519 rsa2048 (the other key types: 1 sign + 2 X25519)"
+    speed2=$(openssl speed -seconds 2 ed25519 rsa2048 2>/dev/null)
+    grep -E 'sign/s|Ed25519|^rsa 2048' <<<"$speed2" | sed 's/^/    /'
+    for k in "${KEYS[@]}"; do
+        case $k in
+        ecdsa-p256) s=$sign_s ;;
+        ed25519) s=$(awk '/^ *253 bits EdDSA \(Ed25519\)/ {print $(NF-1)}' <<<"$speed2") ;;
+        rsa-2048) s=$(awk '/^rsa 2048 bits/ {print $(NF-1)}' <<<"$speed2") ;;
+        *) continue ;;
+        esac
+        echo "OpenSSL $k: 1 sign ($s/s) + 2 X25519 -> $(awk -v s="$s" -v x="$x25519_s" \
+            'BEGIN {printf "%.0f", 1e6 / (1e6/s + 2*1e6/x)}') handshakes per CPU-second"
+    done
+fi
 echo
 
 make_certs
@@ -58,6 +91,40 @@ declare -A PORT=([pggw_boringssl]=$((PORT_BASE + 1)) [pggw_wolfssl]=$((PORT_BASE
 declare -A MPORT=([pggw_boringssl]=$((PORT_BASE + 51)) [pggw_wolfssl]=$((PORT_BASE + 52)))
 declare -A PIDOF=([pggw_boringssl]=$PID_pggw_boringssl [pggw_wolfssl]=$PID_pggw_wolfssl
     [pgbouncer]=$PID_pgbouncer [direct_tls]=)
+declare -A KEY_OF=([pggw_boringssl]=${KEYS[0]} [pggw_wolfssl]=${KEYS[0]} [pgbouncer]=${KEYS[0]}
+    [direct_tls]=${KEYS[0]})
+# The further key types: their own gen-cert directory, ports base+11.. (metrics base+61..).
+main_cert=$CERT main_key=$KEY
+i=0
+for k in "${KEYS[@]:1}"; do
+    mkdir -p "$WORK/certs-$k"
+    "$PGGW" gen-cert --dir "$WORK/certs-$k" --key-type "$k" >/dev/null
+    CERT=$WORK/certs-$k/server.crt KEY=$WORK/certs-$k/server.key
+    for lib in boringssl wolfssl; do
+        g=pggw_${lib}_${k//-/_}
+        i=$((i + 1))
+        # Does this library take the certificate? (start_pggw would die on a refusal.)
+        rc=0
+        probe=$(timeout 2 "$PGGW" --listen 127.0.0.1:0 --server 127.0.0.1:1 --cert "$CERT" \
+            --key "$KEY" --tls-library "$lib" --metrics-listen 127.0.0.1:0 --log-level warn \
+            2>&1) || rc=$?
+        if [[ $rc != 124 ]]; then
+            echo "left out: $g (pggw refuses the $k certificate: $(tail -1 <<<"$probe"))"
+            continue
+        fi
+        EXTRA+=" $g"
+        start_pggw "$g" $((PORT_BASE + 10 + i)) $((PORT_BASE + 60 + i)) "$lib" 1
+        PORT[$g]=$((PORT_BASE + 10 + i))
+        MPORT[$g]=$((PORT_BASE + 60 + i))
+        pid_var=PID_$g
+        PIDOF[$g]=${!pid_var}
+        KEY_OF[$g]=$k
+    done
+done
+CERT=$main_cert KEY=$main_key
+HS_GATEWAYS="$GATEWAYS$EXTRA"
+PGB_GATEWAYS=$GATEWAYS
+[[ $KEY_PGBENCH == 1 ]] && PGB_GATEWAYS+=$EXTRA
 
 scrape() {  # scrape NAME FILE: client-leg handshake histogram buckets of a pggw
     if [[ -n ${MPORT[$1]:-} ]]; then
@@ -76,10 +143,11 @@ EOF
 }
 
 # Smoke: one handshake and one pgbench connection through each.
-for g in $GATEWAYS; do
-    "$LOADGEN" --port "${PORT[$g]}" --mode handshake --threads 1 --count 3 >/dev/null ||
-        die "$g: handshake_load failed"
-    echo "negotiated $g (OpenSSL client defaults): $(negotiated "${PORT[$g]}")"
+for g in $HS_GATEWAYS; do
+    "$LOADGEN" --port "${PORT[$g]}" --mode handshake --threads 1 --count 3 \
+        --tls-library "$HS_LIBRARY" >/dev/null ||
+        die "$g: handshake_load --tls-library $HS_LIBRARY failed"
+    echo "negotiated $g, ${KEY_OF[$g]} (OpenSSL client defaults): $(negotiated "${PORT[$g]}")"
 done
 
 RAW=$WORK/handshakes.tsv
@@ -117,11 +185,12 @@ EOF
 }
 
 for ((r = 1; r <= R; r++)); do
-    for g in $GATEWAYS; do
+    for g in $HS_GATEWAYS; do
         pid=${PIDOF[$g]}
         scrape "$g" "$WORK/h0"
         c0=$(cpu_ticks "$pid")
-        out=$("$LOADGEN" --port "${PORT[$g]}" --mode handshake --threads "$HS_THREADS" --duration "$T")
+        out=$("$LOADGEN" --port "${PORT[$g]}" --mode handshake --threads "$HS_THREADS" \
+            --duration "$T" --tls-library "$HS_LIBRARY")
         c1=$(cpu_ticks "$pid")
         scrape "$g" "$WORK/h1"
         srv=$(hist_pct "$WORK/h0" "$WORK/h1")
@@ -133,7 +202,7 @@ for ((r = 1; r <= R; r++)); do
             "$(kv p50_us)" "$(kv p90_us)" "$(kv p99_us)" $srv "$(cut -d' ' -f1 /proc/loadavg)" >>"$RAW"
         log "round $r handshake $g: $(kv ok) ok, $(kv rate)/s, cpu ${cpu}s, ${per}/CPU-s"
     done
-    for g in direct_tls $GATEWAYS; do
+    for g in direct_tls $PGB_GATEWAYS; do
         pid=${PIDOF[$g]}
         c0=0
         [[ -n $pid ]] && c0=$(cpu_ticks "$pid")
@@ -159,10 +228,13 @@ done
 echo "## raw (one line per run; pgbench-C: p50_us column = pgbench's average connection time)"
 column -t -s $'\t' "$RAW"
 echo
-python3 - "$RAW" "$bound_hs" "$bound_us" <<'EOF'
+for g in direct_tls $HS_GATEWAYS; do echo "$g ${KEY_OF[$g]}"; done >"$WORK/keys.txt"
+python3 - "$RAW" "$bound_hs" "$bound_us" "$WORK/keys.txt" "$HS_LIBRARY" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 bound, bound_us = float(sys.argv[2]), sys.argv[3]
+key_of = dict(line.split() for line in open(sys.argv[4]))
+extra = [g for g in key_of if g.startswith("pggw_") and g not in ("pggw_boringssl", "pggw_wolfssl")]
 med = lambda xs: statistics.median(xs) if xs else None
 def num(x):
     try: return float(x)
@@ -171,30 +243,34 @@ def col(test, g, k):
     return [v for v in (num(r[k]) for r in rows if r["test"] == test and r["gateway"] == g) if v is not None]
 f = lambda x, s="{:,.0f}": "-" if x is None else s.format(x)
 gws = ["pggw_boringssl", "pggw_wolfssl", "pgbouncer"]
-print("## handshake only (SSLRequest, TLS 1.3 full handshake, close): medians")
-print(f"{'gateway':16} {'hs/s':>8} {'hs/CPU-s':>9} {'of bound':>9} {'us CPU/hs':>10} "
+print(f"## handshake only (SSLRequest, TLS 1.3 full handshake, close; generator {sys.argv[5]}): medians")
+print(f"{'gateway':24} {'key':10} {'hs/s':>8} {'hs/CPU-s':>9} {'of bound':>9} {'us CPU/hs':>10} "
       f"{'client p50/p90/p99 us':>22} {'pggw histogram p50/p90/p99 us':>30}")
-for g in gws:
+for g in gws + extra:
     per = med(col("handshake", g, "per_cpu_s"))
     cl = "/".join(f(med(col("handshake", g, k))) for k in ("p50_us", "p90_us", "p99_us"))
     sv = "/".join(f(med(col("handshake", g, k))) for k in ("srv_p50_us", "srv_p90_us", "srv_p99_us"))
-    print(f"{g:16} {f(med(col('handshake', g, 'rate'))):>8} {f(per):>9} "
+    print(f"{g:24} {key_of[g]:10} {f(med(col('handshake', g, 'rate'))):>8} {f(per):>9} "
           f"{f(per / bound if per else None, '{:.0%}'):>9} {f(1e6 / per if per else None, '{:.0f}'):>10} "
           f"{cl:>22} {sv if g != 'pgbouncer' else 'n/a':>30}")
-print(f"crypto bound: {bound:,.0f} handshakes per CPU-second ({bound_us} us)")
-for a, b in [("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer"), ("pggw_wolfssl", "pggw_boringssl")]:
+print(f"crypto bound: {bound:,.0f} handshakes per CPU-second ({bound_us} us, ECDSA P-256; "
+      "\"of bound\" is against it for every key type)")
+pairs = [("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer"), ("pggw_wolfssl", "pggw_boringssl")]
+pairs += [(g, "pggw_wolfssl" if g.startswith("pggw_wolfssl") else "pggw_boringssl") for g in extra]
+for a, b in pairs:
     x, y = med(col("handshake", a, "per_cpu_s")), med(col("handshake", b, "per_cpu_s"))
-    if x and y: print(f"ratio handshakes/CPU-s {a}/{b}: {x / y:.2f}")
+    if x and y: print(f"ratio handshakes/CPU-s {a}/{b} ({key_of[a]}/{key_of[b]}): {x / y:.2f}")
 print()
 print("## full connection setup (pgbench -C -S): medians")
-print(f"{'gateway':16} {'conn/s (tps)':>12} {'conn/gateway CPU-s':>19} {'avg connect ms':>15}")
-for g in ["direct_tls"] + gws:
+print(f"{'gateway':24} {'key':10} {'conn/s (tps)':>12} {'conn/gateway CPU-s':>19} {'avg connect ms':>15}")
+for g in ["direct_tls"] + gws + extra:
+    if not col("pgbench-C", g, "rate"): continue
     per = med(col("pgbench-C", g, "per_cpu_s"))
     lat = med(col("pgbench-C", g, "p50_us"))
-    print(f"{g:16} {f(med(col('pgbench-C', g, 'rate'))):>12} {f(per):>19} {f(lat / 1000 if lat else None, '{:.2f}'):>15}")
-for a, b in [("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer")]:
+    print(f"{g:24} {key_of[g]:10} {f(med(col('pgbench-C', g, 'rate'))):>12} {f(per):>19} {f(lat / 1000 if lat else None, '{:.2f}'):>15}")
+for a, b in [("pggw_boringssl", "pgbouncer"), ("pggw_wolfssl", "pgbouncer")] + pairs[3:]:
     x, y = med(col("pgbench-C", a, "per_cpu_s")), med(col("pgbench-C", b, "per_cpu_s"))
-    if x and y: print(f"ratio connections/CPU-s {a}/{b}: {x / y:.2f}")
+    if x and y: print(f"ratio connections/CPU-s {a}/{b} ({key_of[a]}/{key_of[b]}): {x / y:.2f}")
 EOF
 echo
 machine_line
