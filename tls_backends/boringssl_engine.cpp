@@ -34,6 +34,10 @@ class BoringsslEngine final : public shared::EngineBase {
         BIO_set_init(bio, 1);
         SSL_set_bio(ssl_.get(), bio, bio);
         SSL_set_app_data(ssl_.get(), this);
+        // What the handshake needed of the context's configuration (certificate chain, cipher
+        // and group lists, verify parameters) is freed once it is done: an idle session keeps
+        // only the connection's keys and what info() reports (read at the end of the handshake).
+        SSL_set_shed_handshake_config(ssl_.get(), 1);
         if (role == Role::server) {
             SSL_set_accept_state(ssl_.get());
             return;

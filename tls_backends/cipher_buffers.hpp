@@ -68,6 +68,21 @@ class CipherBuffers {
         }
     }
 
+    // The driver is about to wait for the peer: buffers that hold nothing are freed, so an
+    // idle session keeps none (the next input_space() or push() allocates again, small first).
+    // What was pulled before is gone with them: input_from() looks back no further than this.
+    void release_if_empty() {
+        if (in_begin_ == in_end_) {
+            in_.reset();
+            in_capacity_ = in_begin_ = in_end_ = 0;
+            in_full_ = false;
+        }
+        if (out_begin_ == out_.size()) {
+            std::vector<std::uint8_t>().swap(out_);
+            out_begin_ = 0;
+        }
+    }
+
     // For the library's read hook: copies up to len unread bytes to dst; returns how many.
     std::size_t pull(void* dst, std::size_t len) {
         std::size_t n = std::min(in_end_ - in_begin_, len);

@@ -79,6 +79,7 @@ class EngineBase : public Engine {
     std::span<const std::uint8_t> output() const override { return io_.output(); }
     void consume_output(std::size_t n) override { io_.consume_output(n); }
     void input_eof() override { eof_ = true; }
+    void release_buffers() override { io_.release_if_empty(); }
 
     const HandshakeInfo& info() const override { return info_; }
     Failure failure() const override { return failure_; }

@@ -146,6 +146,11 @@ class Engine {
     // Input already committed is still processed; after it, handshake()/read() answer error
     // with Failure::eof (truncation), unless close_notify came first (read answers closed).
     virtual void input_eof() = 0;
+    // The driver is about to wait for the peer with nothing in flight: the engine frees the
+    // ciphertext buffers that hold nothing, so an idle session keeps none. Its library's own
+    // record buffers are already released when empty (BoringSSL always; wolfSSL shrinks its
+    // dynamic ones after each record).
+    virtual void release_buffers() = 0;
 
     virtual Result handshake() = 0;
     // Plaintext out. ok: n > 0 bytes were written to buf.

@@ -183,6 +183,9 @@ awaitable<error_code> Stream::wait_readable() {
         deferred_ = {};
         co_return ec;
     }
+    // Nothing in flight on the read side and the engine's output sent or being sent from a lent
+    // buffer: an idle session keeps no ciphertext buffer while it waits.
+    if (engine_) engine_->release_buffers();
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     drained_ = false;
     co_return ec;

@@ -218,6 +218,35 @@ TEST_P(TlsPair, DataBothWays) {
     }
 }
 
+// The driver frees the engines' empty buffers whenever it waits (Stream::wait_readable): an
+// engine must carry on after it, and keep a partial record and unsent output through it.
+TEST_P(TlsPair, ReleaseBuffersWhileIdle) {
+    auto c = conn(server_options(), client_options());
+    ASSERT_NO_FATAL_FAILURE(handshake_ok(c));
+    for (int i = 0; i < 3; ++i) {
+        c.server->release_buffers();
+        c.client->release_buffers();
+        std::string q = "SELECT " + std::to_string(i) + std::string(5000 * i, 'q');
+        ASSERT_EQ(c.client->write(bytes(q)), Result::ok) << describe(*c.client);
+        c.client->release_buffers();  // unsent output: kept
+        std::size_t half = c.client->output().size() / 2;
+        EXPECT_EQ(transfer(*c.client, *c.server, half), half);
+        c.server->release_buffers();  // half a record not pulled yet: kept
+        std::vector<std::uint8_t> buf(64);
+        std::size_t n = 0;
+        EXPECT_EQ(c.server->read(buf, n), Result::want_input) << describe(*c.server);
+        c.server->release_buffers();  // pulled into the library's own buffer
+        c.client->release_buffers();
+        auto got = deliver(*c.client, *c.server);
+        EXPECT_EQ(got.result, Result::want_input) << describe(*c.server);
+        EXPECT_EQ(got.data, q);
+        c.server->release_buffers();
+        got = send(*c.server, *c.client, "row " + std::to_string(i));
+        EXPECT_EQ(got.result, Result::want_input) << describe(*c.client);
+        EXPECT_EQ(got.data, "row " + std::to_string(i));
+    }
+}
+
 TEST_P(TlsPair, OneBytePieces) {
     for (Version v : {Version::tls1_2, Version::tls1_3}) {
         SCOPED_TRACE(v == Version::tls1_2 ? "TLS 1.2" : "TLS 1.3");
