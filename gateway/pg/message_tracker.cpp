@@ -28,7 +28,7 @@ bool MessageTracker::feed(std::span<const std::uint8_t> bytes) {
         std::uint32_t len = pg::read_u32(header_ + 1);
         if (len < 4) return false;
         ++messages_;
-        ++counts_[header_[0]];
+        if (int k = slot(char(header_[0])); k >= 0) ++counts_[k];
         body_left_ = len - 4;
         want_status_ = header_[0] == 'Z' && body_left_ > 0;
     }

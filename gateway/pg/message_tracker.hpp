@@ -26,9 +26,16 @@ class MessageTracker {
     // Idle between messages: the only state in which pggw may inject its own message.
     bool idle() const { return at_boundary() && status_ == 'I'; }
     std::uint64_t messages() const { return messages_; }
-    // Messages of one type seen so far (e.g. 'Z' from the server; 'Q', 'S' and 'F' from the
-    // client, each of which the server answers with one ReadyForQuery).
-    std::uint64_t count(char type) const { return counts_[std::uint8_t(type)]; }
+    // The message types counted: the client's Query, Parse, Sync and FunctionCall (Query, Sync
+    // and FunctionCall are each answered with one ReadyForQuery) and the server's
+    // ReadyForQuery. Only these: a count per possible type would be 2 KiB per tracker, and
+    // every session keeps two for its whole life.
+    static constexpr char kCounted[] = {'Q', 'P', 'S', 'F', 'Z'};
+    // Messages of a counted type seen so far; 0 for any other type.
+    std::uint64_t count(char type) const {
+        int k = slot(type);
+        return k < 0 ? 0 : counts_[k];
+    }
 
   private:
     std::uint8_t header_[5]{};
@@ -37,7 +44,12 @@ class MessageTracker {
     bool want_status_ = false;  // next body byte is ReadyForQuery's status
     char status_ = 0;
     std::uint64_t messages_ = 0;
-    std::uint64_t counts_[256]{};
+    static constexpr int slot(char type) {
+        for (int k = 0; k < int(sizeof kCounted); ++k)
+            if (kCounted[k] == type) return k;
+        return -1;
+    }
+    std::uint64_t counts_[sizeof kCounted]{};
 };
 
 }  // namespace pggw

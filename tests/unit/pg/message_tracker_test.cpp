@@ -79,6 +79,18 @@ TEST(MessageTracker, CountsMessagesByType) {
     EXPECT_EQ(t.count('Z'), 0u);
 }
 
+// Only the types the relay needs are counted (two trackers live as long as each session).
+TEST(MessageTracker, CountsOnlyTheTypesItTracks) {
+    auto bytes = stream_of({message('D', "row"), message('Z', "I"), message('C', "SELECT 1\0")});
+    MessageTracker t;
+    t.feed(bytes);
+    EXPECT_EQ(t.messages(), 3u);
+    EXPECT_EQ(t.count('Z'), 1u);
+    EXPECT_EQ(t.count('D'), 0u);
+    EXPECT_EQ(t.count('C'), 0u);
+    EXPECT_LE(sizeof(MessageTracker), 128u);
+}
+
 TEST(MessageTracker, LengthBelowFourIsOutOfSync) {
     std::vector<std::uint8_t> bad = {'Z', 0, 0, 0, 3};
     MessageTracker t;
