@@ -5,6 +5,7 @@
 // trackers (transaction state, for the drain) and the channel-binding guard.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <span>
 
@@ -37,6 +38,22 @@ class Relay {
     // ReadyForQuery, error when the session ends before one.
     void note_relayed_auth(bool ended);
 
+    // The relay's end (run): both transfers ended, or a watcher (drain, idle timeout) did.
+    // A coroutine's locals are destroyed before it completes, so an Ended in its frame has
+    // counted it by the time the parallel group asks End.
+    struct Ended {
+        int& count;
+        ~Ended() { ++count; }
+    };
+    struct End {
+        const Relay* relay;
+        asio::cancellation_type operator()(const std::exception_ptr& e) const {
+            return e || relay->transfers_ended_ == 2 || relay->watchers_ended_ > 0
+                       ? asio::cancellation_type::terminal
+                       : asio::cancellation_type::none;
+        }
+    };
+
     SessionEnv& env_;
     SessionRecord& rec_;
     Stream& client_;
@@ -48,6 +65,8 @@ class Relay {
     asio::steady_timer idle_wakeup_;
     std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
     bool auth_counted_ = false;
+    int transfers_ended_ = 0;
+    int watchers_ended_ = 0;
     Clock::time_point started_ = Clock::now();
     Clock::time_point last_bytes_ = Clock::now();  // read on either leg, for the idle timeout
 };
