@@ -118,8 +118,7 @@ awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
             co_await backoff.async_wait(use_nothrow);
             continue;
         }
-        env_.metrics.connection_accepted();
-        tune_socket(socket);
+        env_.metrics.connection_accepted();  // TCP options: inherited from the listener
         start_session(env_, std::move(socket));
     }
 }
