@@ -4,12 +4,20 @@
 # HAProxy (mode tcp, nbthread 1: plaintext relay of the client's end-to-end TLS) and
 # PgBouncer (TLS). Counts, unlike timings, do not move with the machine's load. BASE_BUILD=dir
 # adds the same two pggw rows from another build.
+# SESSIONS=1: system calls per full session instead (pgbench -C: every transaction is a new
+# connection: TLS handshake, startup, one query, Terminate, close). pggw opens a server
+# connection per session; PgBouncer reuses its pooled ones, so its row shows the client side
+# only, which is the point of the comparison.
 #
-# usage: bench/syscalls.sh     env: TXNS=500 CLIENTS=4 PORT_BASE=27400 BASE_BUILD=
+# usage: bench/syscalls.sh     env: TXNS=500 CLIENTS=4 PORT_BASE=27400 BASE_BUILD= SESSIONS=0
 source "$(dirname "$0")/common.sh"
 TXNS=${TXNS:-500}
 CLIENTS=${CLIENTS:-4}
 BASE_BUILD=${BASE_BUILD:-}
+SESSIONS=${SESSIONS:-0}
+CONNECT=()
+what="query"
+((SESSIONS)) && CONNECT=(-C) && what="session (pgbench -C: connect, one query, close)"
 command -v strace >/dev/null || die "strace not installed"
 
 machine_line
@@ -38,8 +46,8 @@ if have_pgbouncer; then
     VARIANTS="$VARIANTS pgbouncer"
 fi
 
-echo "## system calls per query (strace -c -f; pgbench -S -t $TXNS -c $CLIENTS -j 1, connections opened before counting: -C not used)"
-printf '%-22s %8s %10s  %s\n' variant queries calls/q "top calls per query"
+echo "## system calls per $what (strace -c -f; pgbench -S -t $TXNS -c $CLIENTS -j 1 ${CONNECT[*]})"
+printf '%-22s %8s %10s  %s\n' variant count calls/each "top calls per $what"
 for v in $VARIANTS; do
     pidvar=PID_$v
     pid=${!pidvar}
@@ -51,7 +59,7 @@ for v in $VARIANTS; do
     STARTED_PIDS+=("$spid")
     sleep 1
     out=$(PGSSLMODE=${SSL[$v]} pgbench -h 127.0.0.1 -p "${PORT[$v]}" -U postgres -n -S \
-        -t "$TXNS" -c "$CLIENTS" -j 1 postgres 2>&1) || { echo "$out"; die "$v: pgbench"; }
+        -t "$TXNS" -c "$CLIENTS" -j 1 "${CONNECT[@]}" postgres 2>&1) || { echo "$out"; die "$v: pgbench"; }
     kill -INT "$spid"
     wait "$spid" 2>/dev/null || true
     q=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
