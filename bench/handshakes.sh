@@ -21,10 +21,9 @@
 # each further type adds pggw_boringssl_<type> and pggw_wolfssl_<type> rows (ed25519, rsa_2048,
 # ecdsa_p256), compared with the first type's rows of the same library. Default: ecdsa-p256
 # alone (or $CERT_KEY_TYPE), the rows as before. KEY_PGBENCH=0: the further types in the
-# handshake test only. A pggw that refuses its certificate (wolfSSL 5.5.4 with Ed25519: its
-# X509 layer cannot read one) is left out, said so. The generator's TLS library: HS_LIBRARY
-# (handshake_load --tls-library), boringssl, or wolfssl when KEY_TYPES has ed25519 (pggw's
-# BoringSSL client leaves Ed25519 out of its signature algorithms), for every row alike.
+# handshake test only. A pggw that refuses its certificate is left out, said so. The
+# generator's TLS library: HS_LIBRARY (handshake_load --tls-library, default boringssl), for
+# every row alike.
 #
 # usage: bench/handshakes.sh     env: R=3 T=10 HS_THREADS=4 CLIENTS=4 PORT_BASE=27400
 #                                     KEY_TYPES="ecdsa-p256 ed25519 rsa-2048" KEY_PGBENCH=1
@@ -40,7 +39,7 @@ KEY_PGBENCH=${KEY_PGBENCH:-1}
 read -r -a KEYS <<<"$KEY_TYPES"
 CERT_KEY_TYPE=${KEYS[0]}
 GATEWAYS="pggw_boringssl pggw_wolfssl pgbouncer"
-HS_LIBRARY=${HS_LIBRARY:-$([[ " $KEY_TYPES " == *" ed25519 "* ]] && echo wolfssl || echo boringssl)}
+HS_LIBRARY=${HS_LIBRARY:-boringssl}
 EXTRA=""  # the further key types' pggw rows that started
 [[ -x $LOADGEN ]] || die "$LOADGEN not built (cmake --build $BUILD --target handshake_load)"
 

@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <iterator>
+
 #include "tls_backends/boringssl_internal.hpp"
 #include "tls_backends/shared.hpp"
 
@@ -46,6 +48,27 @@ class BoringsslContext final : public Context {
         const std::string groups = o.groups.empty() ? shared::kDefaultGroups : o.groups;
         if (!SSL_CTX_set1_curves_list(ctx, groups.c_str())) {
             return failed("invalid group list \"" + groups + "\"");
+        }
+
+        // Signature algorithms accepted from the peer: BoringSSL's defaults, which leave Ed25519
+        // out, and Ed25519 (RFC 8410 certificates: gen-cert --key-type ed25519, a PostgreSQL
+        // server's or a client's). Without it a peer with only an Ed25519 key finds no common
+        // signature algorithm.
+        static constexpr uint16_t kVerifyAlgorithms[] = {
+            SSL_SIGN_ECDSA_SECP256R1_SHA256,
+            SSL_SIGN_RSA_PSS_RSAE_SHA256,
+            SSL_SIGN_RSA_PKCS1_SHA256,
+            SSL_SIGN_ECDSA_SECP384R1_SHA384,
+            SSL_SIGN_RSA_PSS_RSAE_SHA384,
+            SSL_SIGN_RSA_PKCS1_SHA384,
+            SSL_SIGN_RSA_PSS_RSAE_SHA512,
+            SSL_SIGN_RSA_PKCS1_SHA512,
+            SSL_SIGN_ED25519,
+            SSL_SIGN_RSA_PKCS1_SHA1,
+        };
+        if (!SSL_CTX_set_verify_algorithm_prefs(ctx, kVerifyAlgorithms,
+                                                std::size(kVerifyAlgorithms))) {
+            return failed("cannot set the signature algorithms");
         }
 
         // ---- certificate, key, CA ----

@@ -221,7 +221,7 @@ class Crypto {
 struct CertificateRequest {
     std::string dir;
     std::vector<std::string> hostnames;   // DNS names or IP literals
-    std::string key_type = "ecdsa-p256";  // or "rsa-2048"
+    std::string key_type = "ecdsa-p256";  // or "rsa-2048", "ed25519"
     int days = 825;
 };
 

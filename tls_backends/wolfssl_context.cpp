@@ -1,6 +1,8 @@
 // wolfSSL: the Context, a WOLFSSL_CTX made from Options (see wolfssl_internal.hpp).
+#include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include <algorithm>
 #include <cstring>
@@ -90,6 +92,39 @@ bool ecc_key_matches_certificate(const std::string& cert_file, const std::string
     wc_ecc_free(&priv);
     wc_ecc_free(&pub);
     return result;
+}
+
+// wolfSSL 5.5.4's X509 layer answers NULL for an Ed25519 certificate (its TLS layer serves one):
+// what the certificate list needs, from wolfCrypt's decoder. The one-line subject
+// ("/CN=a/O=b") in x509_name_line's order ("O=b,CN=a").
+bool decoded_certificate_info(std::string_view pem, CertificateInfo& info) {
+    std::vector<unsigned char> der(pem.size());
+    int der_len = wc_CertPemToDer(reinterpret_cast<const unsigned char*>(pem.data()),
+                                  static_cast<int>(pem.size()), der.data(),
+                                  static_cast<int>(der.size()), CERT_TYPE);
+    if (der_len <= 0) return false;
+    DecodedCert dc;
+    wc_InitDecodedCert(&dc, der.data(), static_cast<word32>(der_len), nullptr);
+    const byte* date = nullptr;
+    byte format = 0;
+    int date_len = 0;
+    struct tm tm {};
+    bool ok = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, nullptr) == 0 &&
+              wc_GetDateInfo(dc.afterDate, dc.afterDateLen, &date, &format, &date_len) == 0 &&
+              wc_GetDateAsCalendarTime(date, date_len, format, &tm) == 0;
+    if (ok) {
+        std::string subject;
+        std::stringstream ss(dc.subject);
+        std::string rdn;
+        while (std::getline(ss, rdn, '/')) {
+            if (!rdn.empty()) subject = subject.empty() ? rdn : rdn + "," + subject;
+        }
+        info.subject = subject;
+        info.not_after = static_cast<std::int64_t>(timegm(&tm));
+        ok = wc_Sha256Hash(der.data(), static_cast<word32>(der_len), info.sha256.data()) == 0;
+    }
+    wc_FreeDecodedCert(&dc);
+    return ok;
 }
 
 class WolfsslContext final : public Context {
@@ -237,7 +272,15 @@ class WolfsslContext final : public Context {
             std::unique_ptr<WOLFSSL_X509, X509Free> cert(wolfSSL_X509_load_certificate_buffer(
                 reinterpret_cast<const unsigned char*>(pem.data() + pos),
                 static_cast<int>(end - pos), WOLFSSL_FILETYPE_PEM));
-            if (!cert) return false;
+            if (!cert) {
+                CertificateInfo info;
+                if (!decoded_certificate_info(std::string_view(pem).substr(pos, end - pos), info)) {
+                    return false;
+                }
+                certificates_.push_back(info);
+                pos = end;
+                continue;
+            }
             certificates_.push_back({x509_name_line(wolfSSL_X509_get_subject_name(cert.get())),
                                      asn1_time_unix(wolfSSL_X509_get_notAfter(cert.get())),
                                      x509_sha256(cert.get())});
