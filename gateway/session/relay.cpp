@@ -57,6 +57,10 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
         asio::co_spawn(ex, end_when_idle_too_long(), asio::deferred))
         .async_wait(End{this}, use_nothrow);
     note_relayed_auth(true);
+    // An exception that ended the relay (none is expected: errors are values here) reaches the
+    // session's handler, which logs it, as the awaitable operators rethrew a winner's; one
+    // thrown by a coroutine already cancelled is ignored, as they ignored a loser's.
+    if (end_error_) std::rethrow_exception(end_error_);
 }
 
 void Relay::note_relayed_auth(bool ended) {

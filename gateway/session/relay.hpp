@@ -46,11 +46,14 @@ class Relay {
         ~Ended() { ++count; }
     };
     struct End {
-        const Relay* relay;
+        Relay* relay;
         asio::cancellation_type operator()(const std::exception_ptr& e) const {
-            return e || relay->transfers_ended_ == 2 || relay->watchers_ended_ > 0
-                       ? asio::cancellation_type::terminal
-                       : asio::cancellation_type::none;
+            if (relay->ended_) return asio::cancellation_type::none;  // the rest are cancelled
+            if (!e && relay->transfers_ended_ < 2 && relay->watchers_ended_ == 0)
+                return asio::cancellation_type::none;
+            relay->ended_ = true;
+            relay->end_error_ = e;
+            return asio::cancellation_type::terminal;
         }
     };
 
@@ -67,6 +70,8 @@ class Relay {
     bool auth_counted_ = false;
     int transfers_ended_ = 0;
     int watchers_ended_ = 0;
+    bool ended_ = false;            // End cancelled the rest of the group
+    std::exception_ptr end_error_;  // what ended it, if an exception did
     Clock::time_point started_ = Clock::now();
     Clock::time_point last_bytes_ = Clock::now();  // read on either leg, for the idle timeout
 };
