@@ -23,6 +23,7 @@ class PooledBuffer {
     PooledBuffer();
     PooledBuffer(const PooledBuffer&) = delete;
     PooledBuffer& operator=(const PooledBuffer&) = delete;
+    PooledBuffer(PooledBuffer&&) noexcept = default;  // into a coroutine that finishes a write
     ~PooledBuffer() { release(); }
 
     std::span<std::uint8_t> span() { return {data_.get(), kSize}; }

@@ -203,6 +203,47 @@ awaitable<error_code> Stream::write_all(std::span<const std::uint8_t> buf) {
     co_return p.ec;
 }
 
+std::tuple<error_code, std::size_t> Stream::try_write(std::span<const std::uint8_t> buf) {
+    error_code ec;
+    auto would_block = [](const error_code& e) {
+        return e == asio::error::would_block || e == asio::error::try_again;
+    };
+    if (!engine_) {
+        std::size_t n = socket_.write_some(asio::buffer(buf.data(), buf.size()), ec);
+        if (would_block(ec)) return {error_code{}, 0};
+        return {ec, n};
+    }
+    // An engine takes all of buf or fails (tls.hpp).
+    if (engine_->write(buf) != tls::Result::ok)
+        return {error_code{asio::error::connection_aborted}, 0};
+    // A write in flight (flush) sends these records after its own, in order.
+    if (!writing_) {
+        auto out = engine_->output();
+        std::size_t n = socket_.write_some(asio::buffer(out.data(), out.size()), ec);
+        if (would_block(ec)) ec = {};
+        if (!ec) engine_->consume_output(n);
+    }
+    return {ec, buf.size()};
+}
+
+awaitable<error_code> Stream::finish_write(std::span<const std::uint8_t> rest) {
+    if (!engine_) {
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(rest.data(), rest.size()),
+                                                  use_nothrow);
+        co_return ec;
+    }
+    // flush() also waits for a write in flight, which may be carrying try_write's records.
+    if (!output_pending()) co_return error_code{};
+    co_return co_await flush();
+}
+
+bool Stream::try_shutdown_send() {
+    if (engine_) return false;
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    return true;
+}
+
 awaitable<void> Stream::shutdown_send() {
     // shutdown() only queues close_notify (tls.hpp): it never waits for the peer's.
     if (engine_) co_await perform([&] { return engine_->shutdown(); });

@@ -13,8 +13,10 @@
 // it; writes are serialised by `writing_`.
 //
 // The relay reads with try_read_some() (no wait: the bytes the socket or the engine holds
-// now, or would_block) and waits with wait_readable() only after would_block, so a session
-// holds no buffer of its own while it waits (relay.cpp).
+// now, or would_block) and waits only after would_block, so a session holds no buffer of its
+// own while it waits; it writes with try_write() and waits (finish_write) only for what the
+// socket did not take. The relay is callbacks, not coroutines, while a session idles
+// (relay.cpp): async_wait_readable() is wait_readable() as one reactor operation.
 #pragma once
 
 #include <memory>
@@ -56,8 +58,32 @@ class Stream {
     // the socket is readable (at once when the engine has something to say: output sent, or a
     // failure to report). Errors: the socket's, or what try_read_some will report.
     awaitable<error_code> wait_readable();
+    // wait_readable() as a callback, handler(error_code), when it needs nothing sent first:
+    // !wait_needs_flush(). One reactor operation and no coroutine frame while a session idles.
+    bool wait_needs_flush() const { return engine_ && retry_now_; }
+    template <class Handler>
+    void async_wait_readable(Handler handler) {
+        if (engine_) engine_->release_buffers();  // as in wait_readable()
+        socket_.async_wait(tcp::socket::wait_read,
+                           [this, h = std::move(handler)](error_code ec) mutable {
+                               drained_ = false;
+                               h(ec);
+                           });
+    }
+    // Plaintext, without waiting: returns how much of buf was taken, written to the socket
+    // (no TLS) or handed whole to the engine, whose records go out as far as the socket takes
+    // them now. What is left, untaken bytes or engine output (output_pending()), goes out
+    // with finish_write(). One write per call: a TLS flight of records is one send.
+    std::tuple<error_code, std::size_t> try_write(std::span<const std::uint8_t> buf);
+    // TLS: records written by try_write (or a write in flight) not yet on the socket.
+    bool output_pending() const { return engine_ && (writing_ || !engine_->output().empty()); }
+    // Completes a try_write: writes rest (the bytes it did not take), then the engine's output.
+    awaitable<error_code> finish_write(std::span<const std::uint8_t> rest);
     // Half-close after the peer's EOF: close_notify (TLS) then shutdown(send).
     awaitable<void> shutdown_send();
+    // shutdown_send() without waiting where it needs no write (no TLS): false when
+    // shutdown_send() must do it.
+    bool try_shutdown_send();
     // Abort: cancels any pending operation of the other direction too.
     void close();
 

@@ -2,10 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
 
-#include "gateway/net/buffer_pool.hpp"
 #include "gateway/pg/protocol.hpp"
 
 namespace pggw {
@@ -16,6 +14,9 @@ namespace {
 // Plaintext relayed per read: one full TLS record's worth (the pooled buffer is a bit larger,
 // for a record's ciphertext).
 constexpr std::size_t kRelayChunk = 16 * 1024;
+// Reads a direction relays before it lets the worker's other sessions run (a post): 256 KiB
+// of a bulk transfer, and a busy session never starves the rest.
+constexpr int kReadsPerTurn = 16;
 }  // namespace
 
 Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
@@ -24,8 +25,11 @@ Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server
       rec_(rec),
       client_(client),
       server_(server),
-      idle_wakeup_(client.socket().get_executor(), asio::steady_timer::time_point::max()),
-      cb_guard_(std::move(guard)) {}
+      c2s_{client, server, Direction::client_to_server, false},
+      s2c_{server, client, Direction::server_to_client, true},
+      cb_guard_(std::move(guard)),
+      idle_timer_(client.socket().get_executor()),
+      done_(client.socket().get_executor(), asio::steady_timer::time_point::max()) {}
 
 awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     env_.metrics.bytes(Direction::server_to_client, pending.size());
@@ -37,30 +41,203 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
     tracker_.feed(pending);
     note_relayed_auth(false);
     if (!pending.empty()) {
-        // co_await on its own, never inside && or ||: GCC 12 resumes such a coroutine with a
-        // corrupt state (SIGILL) once a parallel group has completed before it.
         error_code ec = co_await client_.write_all(pending);
         if (ec) {
             rec_.end("client write error");
             co_return;
         }
     }
-    // ((c2s && s2c) || drained || idle), as one parallel group of four: the awaitable operators
-    // nest three groups, each with its own coroutine frame, spawned branches and cancellation
-    // slots, about 3 KiB of every idle session's memory. The group ends when both directions
-    // have ended or when either watcher has; the others are cancelled then (End).
-    auto ex = co_await asio::this_coro::executor;
-    co_await asio::experimental::make_parallel_group(
-        asio::co_spawn(ex, transfer(client_, server_, Direction::client_to_server), asio::deferred),
-        asio::co_spawn(ex, transfer(server_, client_, Direction::server_to_client), asio::deferred),
-        asio::co_spawn(ex, end_when_drained(), asio::deferred),
-        asio::co_spawn(ex, end_when_idle_too_long(), asio::deferred))
-        .async_wait(End{this}, use_nothrow);
+    ++outstanding_;  // the start itself, settled below
+    callback([this] {
+        if (env_.cfg.client_idle_timeout > 0) arm_idle_timer();
+        env_.drain.listen(*this);
+        if (env_.drain.active()) drain_changed();  // began before this session's relay
+        pump(c2s_);
+        pump(s2c_);
+    });
+    while (!ended_ || outstanding_ > 0) co_await done_.async_wait(use_nothrow);
     note_relayed_auth(true);
     // An exception that ended the relay (none is expected: errors are values here) reaches the
-    // session's handler, which logs it, as the awaitable operators rethrew a winner's; one
-    // thrown by a coroutine already cancelled is ignored, as they ignored a loser's.
+    // session's handler, which logs it; one thrown after the end is ignored.
     if (end_error_) std::rethrow_exception(end_error_);
+}
+
+template <class F>
+void Relay::callback(F&& f) {
+    if (!ended_) {
+        try {
+            f();
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    }
+    settle();
+}
+
+void Relay::settle() {
+    --outstanding_;
+    if (ended_ && outstanding_ == 0) done_.cancel();
+}
+
+template <class A>
+void Relay::spawn(A a) {
+    ++outstanding_;
+    asio::co_spawn(client_.socket().get_executor(), std::move(a), [this](std::exception_ptr e) {
+        if (e) fail(e);
+        settle();
+    });
+}
+
+void Relay::fail(std::exception_ptr e) {
+    if (ended_) return;
+    end_error_ = e;
+    end();
+}
+
+void Relay::end() {
+    if (ended_) return;
+    ended_ = stopping_ = true;
+    DrainSignal::unlisten(*this);
+    idle_timer_.cancel();
+    client_.close();
+    server_.close();
+    if (outstanding_ == 0) done_.cancel();
+}
+
+void Relay::pump(Way& w) {
+    for (int reads = 0; reads < kReadsPerTurn; ++reads) {
+        if (stopping_) return;
+        // Lent only while bytes move through it, and never across a wait for the peer: an idle
+        // session holds no buffer. The read does not wait; the wait comes only after
+        // would_block, so a busy session pays no wake-up more than a plain read would.
+        PooledBuffer buf;
+        auto [ec, n] = w.from.try_read_some(buf.span().first(kRelayChunk));
+        if (ec == asio::error::would_block) {
+            buf.release();
+            wait(w);
+            return;
+        }
+        if (ec) {
+            read_failed(w, ec);
+            return;
+        }
+        std::span<const std::uint8_t> data(buf.data(), n);
+        last_bytes_ = Clock::now();
+        if (!w.s2c) client_tracker_.feed(data);
+        env_.metrics.bytes(w.dir, n);
+        (w.s2c ? rec_.bytes_s2c : rec_.bytes_c2s) += n;
+        if (cb_guard_ && w.s2c) {
+            const bool before = cb_guard_->stripped();
+            data = cb_guard_->server_bytes(data);
+            if (!before && cb_guard_->stripped()) note_stripped_offer();
+            if (data.empty()) continue;
+        }
+        if (cb_guard_ && !w.s2c && cb_guard_->client_chose_plus(data)) {
+            stopping_ = true;
+            spawn(refuse_channel_binding());
+            return;
+        }
+        if (w.s2c) s2c_writing_ = true;
+        auto [wec, taken] = w.to.try_write(data);
+        if (!wec && (taken < data.size() || w.to.output_pending())) {
+            spawn(finish_write(w, std::move(buf), data, taken));  // the direction waits
+            return;
+        }
+        if (!written(w, data, wec)) return;
+    }
+    if (stopping_) return;
+    ++outstanding_;
+    asio::post(client_.socket().get_executor(), [this, &w] { callback([&] { pump(w); }); });
+}
+
+void Relay::wait(Way& w) {
+    if (w.from.wait_needs_flush()) {  // an alert or a KeyUpdate answer to send first
+        spawn([](Relay* r, Way& w) -> awaitable<void> {
+            error_code ec = co_await w.from.wait_readable();
+            if (r->ended_) co_return;
+            if (ec) {
+                r->read_failed(w, ec);
+            } else {
+                r->pump(w);
+            }
+        }(this, w));
+        return;
+    }
+    ++outstanding_;
+    w.from.async_wait_readable([this, &w](error_code ec) {
+        callback([&] {
+            if (ec) {
+                read_failed(w, ec);
+            } else {
+                pump(w);
+            }
+        });
+    });
+}
+
+awaitable<void> Relay::finish_write(Way& w, PooledBuffer buf, std::span<const std::uint8_t> data,
+                                    std::size_t taken) {
+    error_code ec = co_await w.to.finish_write(data.subspan(taken));
+    if (ended_) co_return;
+    if (written(w, data, ec)) pump(w);
+}
+
+// After a write of data: what watches the streams learns it (idle() means nothing is
+// half-sent to the client), then the write's error ends the relay, or the drain does where
+// this write made the session idle. False: the direction stops.
+bool Relay::written(Way& w, std::span<const std::uint8_t> data, error_code ec) {
+    if (w.s2c) {
+        s2c_writing_ = false;
+        tracker_.feed(data);
+        note_relayed_auth(false);
+    }
+    if (ec) {
+        rec_.end((w.s2c ? "client write error: " : "server write error: ") + ec.message());
+        end();
+        return false;
+    }
+    if (w.s2c && env_.drain.active() && idle()) {
+        drain_end();
+        return false;
+    }
+    return true;
+}
+
+void Relay::read_failed(Way& w, error_code ec) {
+    if (ec != asio::error::eof) {
+        rec_.end((w.s2c ? "server read error: " : "client read error: ") + ec.message());
+        end();
+        return;
+    }
+    rec_.end(w.s2c ? "server closed the connection" : "client closed");
+    if (w.to.try_shutdown_send()) {
+        way_ended(w);
+    } else {
+        spawn(finish_shutdown(w));
+    }
+}
+
+awaitable<void> Relay::finish_shutdown(Way& w) {
+    co_await w.to.shutdown_send();
+    if (!ended_) way_ended(w);
+}
+
+// Half-closed one way; the other goes on until its own EOF, as a TCP relay would.
+void Relay::way_ended(Way& w) {
+    w.ended = true;
+    if (c2s_.ended && s2c_.ended) end();
+}
+
+awaitable<void> Relay::say_then_end(std::vector<std::uint8_t> msg) {
+    co_await client_.write_all(msg);
+    end();
+}
+
+awaitable<void> Relay::refuse_channel_binding() {
+    co_await refuse_client(client_, rec_, env_.metrics,
+                           pg::sqlstate::invalid_authorization_specification,
+                           kChannelBindingRefusal, Refusal::channel_binding);
+    end();
 }
 
 void Relay::note_relayed_auth(bool ended) {
@@ -84,68 +261,6 @@ void Relay::note_stripped_offer() {
         env_.cfg.server.str(), rec_.peer, rec_.user);
 }
 
-awaitable<void> Relay::transfer(Stream& from, Stream& to, Direction dir) {
-    const Ended ended{transfers_ended_};  // counted as the coroutine ends, however it ends
-    const bool s2c = dir == Direction::server_to_client;
-    for (;;) {
-        // Lent only while bytes move through it, and never across a wait for the peer: an idle
-        // session holds no buffer. The read does not wait; the wait comes only after
-        // would_block, so a busy session pays no wake-up more than a plain read would.
-        PooledBuffer buf;
-        auto [ec, n] = from.try_read_some(buf.span().first(kRelayChunk));
-        if (ec == asio::error::would_block) {
-            buf.release();
-            ec = co_await from.wait_readable();
-            if (!ec) continue;
-        }
-        if (ec) {
-            if (ec == asio::error::eof) {
-                rec_.end(s2c ? "server closed the connection" : "client closed");
-                co_await to.shutdown_send();
-            } else {
-                rec_.end((s2c ? "server read error: " : "client read error: ") + ec.message());
-                from.close();
-                to.close();
-            }
-            co_return;
-        }
-        std::span<const std::uint8_t> data(buf.data(), n);
-        last_bytes_ = Clock::now();
-        if (!s2c) client_tracker_.feed(data);
-        env_.metrics.bytes(dir, n);
-        (s2c ? rec_.bytes_s2c : rec_.bytes_c2s) += n;
-        if (cb_guard_ && s2c) {
-            const bool before = cb_guard_->stripped();
-            data = cb_guard_->server_bytes(data);
-            if (!before && cb_guard_->stripped()) note_stripped_offer();
-            if (data.empty()) continue;
-        }
-        if (cb_guard_ && !s2c && cb_guard_->client_chose_plus(data)) {
-            co_await refuse_client(client_, rec_, env_.metrics,
-                                   pg::sqlstate::invalid_authorization_specification,
-                                   kChannelBindingRefusal, Refusal::channel_binding);
-            from.close();
-            to.close();
-            co_return;
-        }
-        if (s2c) s2c_writing_ = true;
-        auto wec = co_await to.write_all(data);
-        if (s2c) {
-            // Tracked once written, so idle() also means nothing is half-sent to the client.
-            s2c_writing_ = false;
-            tracker_.feed(data);
-            note_relayed_auth(false);
-            if (env_.drain.active() && idle()) idle_wakeup_.cancel();
-        }
-        if (wec) {
-            rec_.end((s2c ? "client write error: " : "server write error: ") + wec.message());
-            from.close();
-            to.close();
-            co_return;
-        }
-    }
-}
-
 // Between transactions with nothing in flight: the server's last ReadyForQuery said idle and
 // answered every query the client sent (the first one answers the startup), and nothing is
 // half-written to the client.
@@ -157,50 +272,56 @@ bool Relay::idle() const {
 
 // During a drain, ends the session at its first moment between transactions, as PostgreSQL's
 // smart shutdown would: FATAL 57P01 to the client, then close. Sessions in a transaction
-// continue until they commit or roll back, or until the drain times out (DrainSignal::force):
-// then they end too, with the same FATAL when it cannot split a message of the server's.
-awaitable<void> Relay::end_when_drained() {
-    const Ended ended{watchers_ended_};
-    // Both waits end early when the relay finishes first and cancels this coroutine (the
-    // idle wake-up also ends a wait, by design): leave then, whatever the session's state.
-    auto cancelled = [](asio::cancellation_state cs) {
-        return cs.cancelled() != asio::cancellation_type::none;
-    };
-    co_await env_.drain.wait();
-    while (!idle() && !env_.drain.forced()) {
-        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
-        co_await (idle_wakeup_.async_wait(use_nothrow) || env_.drain.wait_forced());
+// continue until they commit or roll back (written() looks after every write to the client),
+// or until the drain times out (DrainSignal::force): then they end too, with the same FATAL
+// when it cannot split a message of the server's.
+void Relay::drain_changed() {
+    if (stopping_) return;
+    try {
+        if (idle() || env_.drain.forced()) drain_end();
+    } catch (...) {
+        fail(std::current_exception());
     }
-    if (cancelled(co_await asio::this_coro::cancellation_state) || !env_.drain.active()) co_return;
+}
+
+void Relay::drain_end() {
     const bool busy = !idle();
     rec_.close_reason = busy ? "drain timeout" : "drained";
-    if (busy && (s2c_writing_ || !tracker_.at_boundary())) co_return;  // closed without a word
-    auto msg = pg::error_response(pg::sqlstate::admin_shutdown,
-                                  "terminating connection due to administrator command");
-    co_await client_.write_all(msg);
+    stopping_ = true;
+    if (busy && (s2c_writing_ || !tracker_.at_boundary())) {  // closed without a word
+        end();
+        return;
+    }
+    spawn(say_then_end(pg::error_response(pg::sqlstate::admin_shutdown,
+                                          "terminating connection due to administrator command")));
 }
 
 // --client-idle-timeout: a session idle between transactions (PostgreSQL's idle_session_timeout
 // does not count time in a transaction) with no bytes either way for that long ends with
-// PostgreSQL's FATAL 57P05, then close. Off: waits until the relay ends and cancels it.
-awaitable<void> Relay::end_when_idle_too_long() {
-    const Ended ended{watchers_ended_};
-    const double limit = env_.cfg.client_idle_timeout;
-    asio::steady_timer timer(client_.socket().get_executor(),
-                             asio::steady_timer::time_point::max());
-    for (;;) {
-        if (limit > 0) timer.expires_at(std::max(last_bytes_ + seconds(limit), Clock::now()));
-        co_await timer.async_wait(use_nothrow);
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none || limit <= 0) co_return;
-        if (Clock::now() - last_bytes_ < seconds(limit)) continue;  // bytes came meanwhile
-        if (idle()) break;
+// PostgreSQL's FATAL 57P05, then close. Off: no timer at all.
+void Relay::arm_idle_timer() {
+    const auto limit = seconds(env_.cfg.client_idle_timeout);
+    idle_timer_.expires_at(std::max(last_bytes_ + limit, Clock::now()));
+    ++outstanding_;
+    idle_timer_.async_wait([this](error_code) { callback([this] { idle_timer_fired(); }); });
+}
+
+void Relay::idle_timer_fired() {
+    if (stopping_) return;
+    if (Clock::now() - last_bytes_ < seconds(env_.cfg.client_idle_timeout)) {
+        arm_idle_timer();  // bytes came meanwhile
+        return;
+    }
+    if (!idle()) {
         // In a transaction or a query: look again a limit later (bytes will have moved it).
         last_bytes_ = Clock::now();
+        arm_idle_timer();
+        return;
     }
     rec_.close_reason = "idle-session timeout";
-    co_await client_.write_all(
-        pg::error_response("57P05", "terminating connection due to idle-session timeout"));
+    stopping_ = true;
+    spawn(say_then_end(
+        pg::error_response("57P05", "terminating connection due to idle-session timeout")));
 }
 
 }  // namespace pggw

@@ -1,14 +1,26 @@
 // The relay of an established session: both directions at once, each with backpressure (one
 // buffer, lent from the worker's pool only while bytes move, written out before the next
-// read), until either side ends; and, during a drain, an
-// end at the session's first idle moment. It owns what watches the byte streams: the message
-// trackers (transaction state, for the drain) and the channel-binding guard.
+// read), until either side ends; and, during a drain, an end at the session's first idle
+// moment. It owns what watches the byte streams: the message trackers (transaction state, for
+// the drain) and the channel-binding guard.
+//
+// Callbacks, not coroutines, on the way bytes usually take: a direction reads what the socket
+// (or the TLS engine) holds without waiting, writes it without waiting, and when the read
+// says would_block it leaves one reactor operation (Stream::async_wait_readable) whose
+// handler reads again. An idle session is then two such operations and this object, with no
+// coroutine frame, parallel group or cancellation slot of its own (bench/RESULTS.md, idle
+// memory part 3). Coroutines are spawned only for what must wait part-way: a write the
+// socket did not take whole, a TLS half-close, what the relay says to the client at its end
+// (a drain's or the idle timeout's FATAL, a channel-binding refusal).
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <span>
+#include <vector>
 
+#include "gateway/net/buffer_pool.hpp"
 #include "gateway/net/stream.hpp"
 #include "gateway/pg/channel_binding.hpp"
 #include "gateway/pg/message_tracker.hpp"
@@ -18,60 +30,80 @@
 
 namespace pggw {
 
-class Relay {
+class Relay final : private DrainSignal::Listener {
   public:
     // guard: ChannelBindingGuard::for_legs() when the server's authentication is relayed;
     // none when pggw authenticated each leg itself.
     Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
           std::optional<ChannelBindingGuard> guard);
+    Relay(const Relay&) = delete;
+    Relay& operator=(const Relay&) = delete;
 
     // pending: server bytes already read (--server-tls allow), sent to the client first.
+    // Returns once the relay has ended and nothing it started is still running; it then has
+    // closed both sockets.
     awaitable<void> run(std::span<const std::uint8_t> pending);
 
   private:
-    awaitable<void> transfer(Stream& from, Stream& to, metrics::Direction dir);
-    awaitable<void> end_when_drained();
-    awaitable<void> end_when_idle_too_long();  // --client-idle-timeout
+    // One direction.
+    struct Way {
+        Stream& from;
+        Stream& to;
+        metrics::Direction dir;
+        bool s2c;
+        bool ended = false;  // EOF read, half-close sent
+    };
+
+    void pump(Way& w);  // moves bytes until would_block (then waits), a wait or the end
+    void wait(Way& w);
+    bool written(Way& w, std::span<const std::uint8_t> data, error_code ec);
+    void read_failed(Way& w, error_code ec);
+    void way_ended(Way& w);
+    awaitable<void> finish_write(Way& w, PooledBuffer buf, std::span<const std::uint8_t> data,
+                                 std::size_t taken);
+    awaitable<void> finish_shutdown(Way& w);
+    awaitable<void> say_then_end(std::vector<std::uint8_t> msg);
+    awaitable<void> refuse_channel_binding();
+
+    void drain_changed() override;
+    void drain_end();
+    void arm_idle_timer();  // --client-idle-timeout
+    void idle_timer_fired();
     bool idle() const;
     void note_stripped_offer();
     // Relayed authentication (rec_.client_auth "relayed"): ok at the server's first
     // ReadyForQuery, error when the session ends before one.
     void note_relayed_auth(bool ended);
 
-    // The relay's end (run): both transfers ended, or a watcher (drain, idle timeout) did.
-    // A coroutine's locals are destroyed before it completes, so an Ended in its frame has
-    // counted it by the time the parallel group asks End.
-    struct Ended {
-        int& count;
-        ~Ended() { ++count; }
-    };
-    struct End {
-        Relay* relay;
-        asio::cancellation_type operator()(const std::exception_ptr& e) const {
-            if (relay->ended_) return asio::cancellation_type::none;  // the rest are cancelled
-            if (!e && relay->transfers_ended_ < 2 && relay->watchers_ended_ == 0)
-                return asio::cancellation_type::none;
-            relay->ended_ = true;
-            relay->end_error_ = e;
-            return asio::cancellation_type::terminal;
-        }
-    };
+    // The end: both directions ended, an error, or what the relay said last is said. Closes
+    // both sockets, which ends every operation still pending.
+    void end();
+    void fail(std::exception_ptr e);
+    // Every callback and spawned coroutine is counted in outstanding_ until it has run; run()
+    // returns when the relay has ended and the count is back to zero.
+    template <class F>
+    void callback(F&& f);
+    void settle();
+    template <class A>
+    void spawn(A a);
 
     SessionEnv& env_;
     SessionRecord& rec_;
     Stream& client_;
     Stream& server_;
+    Way c2s_;
+    Way s2c_;
     MessageTracker tracker_;         // server-to-client boundaries and transaction status
     MessageTracker client_tracker_;  // client-to-server: counts the queries sent
     bool s2c_writing_ = false;       // a server-to-client write is in flight
-    // Cancelled when a drain is on and the session just became idle.
-    asio::steady_timer idle_wakeup_;
     std::optional<ChannelBindingGuard> cb_guard_;  // set when channel binding cannot pass
     bool auth_counted_ = false;
-    int transfers_ended_ = 0;
-    int watchers_ended_ = 0;
-    bool ended_ = false;            // End cancelled the rest of the group
-    std::exception_ptr end_error_;  // what ended it, if an exception did
+    bool stopping_ = false;  // the relay is saying its last word: directions move no more bytes
+    bool ended_ = false;
+    unsigned outstanding_ = 0;
+    std::exception_ptr end_error_;   // what ended it, if an exception did
+    asio::steady_timer idle_timer_;  // --client-idle-timeout, armed only when it is on
+    asio::steady_timer done_;        // cancelled when run() may return
     Clock::time_point started_ = Clock::now();
     Clock::time_point last_bytes_ = Clock::now();  // read on either leg, for the idle timeout
 };

@@ -54,24 +54,61 @@ class ConnectionBudget {
     std::atomic<unsigned> used_{0};
 };
 
-// A worker's drain: set on the worker's thread. begin(): sessions wait on it to end at their
-// first idle moment. force() (the drain timeout): sessions still open end now, idle or not.
+// A worker's drain: set on the worker's thread. begin(): sessions end at their first idle
+// moment. force() (the drain timeout): sessions still open end now, idle or not. Relays are
+// told through Listener (a callback: an idle relay is no coroutine that could wait); other
+// stages wait with wait() / wait_forced().
 class DrainSignal {
   public:
+    // Told on the worker's thread when begin() and when force() first happen. Intrusive, so
+    // that listening costs a session no allocation.
+    class Listener {
+      public:
+        virtual void drain_changed() = 0;
+
+      protected:
+        Listener() = default;
+        Listener(const Listener&) = delete;
+        Listener& operator=(const Listener&) = delete;
+        ~Listener() { DrainSignal::unlisten(*this); }
+
+      private:
+        friend class DrainSignal;
+        DrainSignal* owner_ = nullptr;
+        Listener* prev_ = nullptr;
+        Listener* next_ = nullptr;
+    };
+
     explicit DrainSignal(asio::io_context& io)
         : signal_(io, asio::steady_timer::time_point::max()),
           force_signal_(io, asio::steady_timer::time_point::max()) {}
+    DrainSignal(const DrainSignal&) = delete;
+    DrainSignal& operator=(const DrainSignal&) = delete;
+    // The worker's io_context outlives its DrainSignal, and with it the frames of sessions
+    // still open: their listeners are left detached.
+    ~DrainSignal() {
+        for (Listener* l = head_; l;) {
+            Listener* next = l->next_;
+            l->owner_ = nullptr;
+            l->prev_ = l->next_ = nullptr;
+            l = next;
+        }
+    }
     bool active() const { return active_; }
     bool forced() const { return forced_; }
     void begin() {
+        if (active_) return;
         active_ = true;
         signal_.cancel();
+        notify();
     }
     // Implies begin().
     void force() {
         begin();
+        if (forced_) return;
         forced_ = true;
         force_signal_.cancel();
+        notify();
     }
     // Completes when begin() is called (at once if it was), or when the waiter is cancelled.
     awaitable<void> wait() {
@@ -81,12 +118,39 @@ class DrainSignal {
     awaitable<void> wait_forced() {
         if (!forced_) co_await force_signal_.async_wait(use_nothrow);
     }
+    void listen(Listener& l) {
+        unlisten(l);
+        l.owner_ = this;
+        l.next_ = head_;
+        if (head_) head_->prev_ = &l;
+        head_ = &l;
+    }
+    static void unlisten(Listener& l) {
+        if (!l.owner_) return;
+        if (l.prev_)
+            l.prev_->next_ = l.next_;
+        else
+            l.owner_->head_ = l.next_;
+        if (l.next_) l.next_->prev_ = l.prev_;
+        l.owner_ = nullptr;
+        l.prev_ = l.next_ = nullptr;
+    }
 
   private:
+    // A listener may unlisten itself while told (a relay that ends at once), not others.
+    void notify() {
+        for (Listener* l = head_; l;) {
+            Listener* next = l->next_;
+            l->drain_changed();
+            l = next;
+        }
+    }
+
     bool active_ = false;
     bool forced_ = false;
     asio::steady_timer signal_;        // never expires: cancel() is the wake-up
     asio::steady_timer force_signal_;  // likewise, for force()
+    Listener* head_ = nullptr;
 };
 
 struct SessionEnv {
