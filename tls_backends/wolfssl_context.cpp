@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tls_backends/shared.hpp"
+#include "tls_backends/wolfssl_cipher_order.hpp"
 #include "tls_backends/wolfssl_internal.hpp"
 
 namespace pggw::tls::wolfssl {
@@ -161,13 +162,16 @@ class WolfsslContext final : public Context {
             return failed("cannot set TLS versions");
         }
         {
-            // Keep the TLS 1.3 suites unless the list names some itself.
+            // Keep the TLS 1.3 suites unless the list names some itself. What pggw adds of
+            // its own (the TLS 1.3 suites, the default TLS 1.2 list) is in default_order(),
+            // ChaCha20-Poly1305 first where AES is slow; a list the operator gave keeps its
+            // order, as with BoringSSL.
             const std::string ciphers =
-                o.ciphers.empty() ? shared::kDefaultTls12Ciphers : o.ciphers;
+                o.ciphers.empty() ? default_order(shared::kDefaultTls12Ciphers) : o.ciphers;
             std::string list = ciphers;
             if (list.find("TLS13-") == std::string::npos &&
                 list.find("TLS_") == std::string::npos) {
-                list = std::string(kTls13Suites) + ":" + list;
+                list = default_order(kTls13Suites) + ":" + list;
             }
             if (!valid_cipher_list(ciphers) ||
                 wolfSSL_CTX_set_cipher_list(ctx, list.c_str()) != WOLFSSL_SUCCESS) {
