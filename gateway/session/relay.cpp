@@ -19,19 +19,19 @@ constexpr std::size_t kRelayChunk = 16 * 1024;
 constexpr int kReadsPerTurn = 16;
 }  // namespace
 
-Relay::Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
+Relay::Relay(RelayOwner& owner, SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
              std::optional<ChannelBindingGuard> guard)
-    : env_(env),
+    : owner_(owner),
+      env_(env),
       rec_(rec),
       client_(client),
       server_(server),
       c2s_{client, server, Direction::client_to_server, false},
       s2c_{server, client, Direction::server_to_client, true},
       cb_guard_(std::move(guard)),
-      idle_timer_(client.socket().get_executor()),
-      done_(client.socket().get_executor(), asio::steady_timer::time_point::max()) {}
+      idle_timer_(client.socket().get_executor()) {}
 
-awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
+awaitable<bool> Relay::begin(std::span<const std::uint8_t> pending) {
     env_.metrics.bytes(Direction::server_to_client, pending.size());
     rec_.bytes_s2c += pending.size();
     if (cb_guard_) {
@@ -44,22 +44,23 @@ awaitable<void> Relay::run(std::span<const std::uint8_t> pending) {
         error_code ec = co_await client_.write_all(pending);
         if (ec) {
             rec_.end("client write error");
-            co_return;
+            co_return false;
         }
     }
-    ++outstanding_;  // the start itself, settled below
-    callback([this] {
-        if (env_.cfg.client_idle_timeout > 0) arm_idle_timer();
-        env_.drain.listen(*this);
-        if (env_.drain.active()) drain_changed();  // began before this session's relay
-        pump(c2s_);
-        pump(s2c_);
+    // Posted: the relay may end (and its owner go) only after the caller's coroutine is done.
+    asio::post(client_.socket().get_executor(), [hold = Hold(*this)]() mutable {
+        Relay& r = hold.release();
+        r.callback([&r] { r.start(); });
     });
-    while (!ended_ || outstanding_ > 0) co_await done_.async_wait(use_nothrow);
-    note_relayed_auth(true);
-    // An exception that ended the relay (none is expected: errors are values here) reaches the
-    // session's handler, which logs it; one thrown after the end is ignored.
-    if (end_error_) std::rethrow_exception(end_error_);
+    co_return true;
+}
+
+void Relay::start() {
+    if (env_.cfg.client_idle_timeout > 0) arm_idle_timer();
+    env_.drain.listen(*this);
+    if (env_.drain.active()) drain_changed();  // began before this session's relay
+    pump(c2s_);
+    pump(s2c_);
 }
 
 template <class F>
@@ -75,17 +76,23 @@ void Relay::callback(F&& f) {
 }
 
 void Relay::settle() {
-    --outstanding_;
-    if (ended_ && outstanding_ == 0) done_.cancel();
+    if (--outstanding_ > 0 || !ended_) return;
+    note_relayed_auth(true);
+    owner_.relay_ended(end_error_);  // may destroy this relay: the last thing it does
+}
+
+void Relay::abandon() {
+    if (--outstanding_ == 0) owner_.relay_abandoned();
 }
 
 template <class A>
 void Relay::spawn(A a) {
-    ++outstanding_;
-    asio::co_spawn(client_.socket().get_executor(), std::move(a), [this](std::exception_ptr e) {
-        if (e) fail(e);
-        settle();
-    });
+    asio::co_spawn(client_.socket().get_executor(), std::move(a),
+                   [hold = Hold(*this)](std::exception_ptr e) mutable {
+                       Relay& r = hold.release();
+                       if (e) r.fail(e);
+                       r.settle();
+                   });
 }
 
 void Relay::fail(std::exception_ptr e) {
@@ -101,7 +108,10 @@ void Relay::end() {
     idle_timer_.cancel();
     client_.close();
     server_.close();
-    if (outstanding_ == 0) done_.cancel();
+    // Closing ends every pending operation; this post makes sure a settle() follows even when
+    // none was, and that the owner hears of the end from a handler, never from end()'s caller.
+    asio::post(client_.socket().get_executor(),
+               [hold = Hold(*this)]() mutable { hold.release().settle(); });
 }
 
 void Relay::pump(Way& w) {
@@ -146,8 +156,10 @@ void Relay::pump(Way& w) {
         if (!written(w, data, wec)) return;
     }
     if (stopping_) return;
-    ++outstanding_;
-    asio::post(client_.socket().get_executor(), [this, &w] { callback([&] { pump(w); }); });
+    asio::post(client_.socket().get_executor(), [hold = Hold(*this), &w]() mutable {
+        Relay& r = hold.release();
+        r.callback([&] { r.pump(w); });
+    });
 }
 
 void Relay::wait(Way& w) {
@@ -163,13 +175,13 @@ void Relay::wait(Way& w) {
         }(this, w));
         return;
     }
-    ++outstanding_;
-    w.from.async_wait_readable([this, &w](error_code ec) {
-        callback([&] {
+    w.from.async_wait_readable([hold = Hold(*this), &w](error_code ec) mutable {
+        Relay& r = hold.release();
+        r.callback([&] {
             if (ec) {
-                read_failed(w, ec);
+                r.read_failed(w, ec);
             } else {
-                pump(w);
+                r.pump(w);
             }
         });
     });
@@ -302,8 +314,10 @@ void Relay::drain_end() {
 void Relay::arm_idle_timer() {
     const auto limit = seconds(env_.cfg.client_idle_timeout);
     idle_timer_.expires_at(std::max(last_bytes_ + limit, Clock::now()));
-    ++outstanding_;
-    idle_timer_.async_wait([this](error_code) { callback([this] { idle_timer_fired(); }); });
+    idle_timer_.async_wait([hold = Hold(*this)](error_code) mutable {
+        Relay& r = hold.release();
+        r.callback([&r] { r.idle_timer_fired(); });
+    });
 }
 
 void Relay::idle_timer_fired() {

@@ -7,17 +7,19 @@
 // Callbacks, not coroutines, on the way bytes usually take: a direction reads what the socket
 // (or the TLS engine) holds without waiting, writes it without waiting, and when the read
 // says would_block it leaves one reactor operation (Stream::async_wait_readable) whose
-// handler reads again. An idle session is then two such operations and this object, with no
-// coroutine frame, parallel group or cancellation slot of its own (bench/RESULTS.md, idle
-// memory part 3). Coroutines are spawned only for what must wait part-way: a write the
-// socket did not take whole, a TLS half-close, what the relay says to the client at its end
-// (a drain's or the idle timeout's FATAL, a channel-binding refusal).
+// handler reads again. An idle session is then two such operations, this object and its
+// Session, with no coroutine frame at all: the session's coroutine has returned by then, and
+// the relay owns its Session until it ends (RelayOwner; bench/RESULTS.md, idle memory part 3).
+// Coroutines are spawned only for what must wait part-way: a write the socket did not take whole, a
+// TLS half-close, what the relay says to the client at its end (a drain's or the idle timeout's
+// FATAL, a channel-binding refusal).
 #pragma once
 
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "gateway/net/buffer_pool.hpp"
@@ -30,19 +32,31 @@
 
 namespace pggw {
 
+// What a running relay belongs to (the Session): told once, as the last thing the relay does,
+// that it has ended and nothing it started still runs (relay_ended: the owner may destroy the
+// relay then), or, at exit, that the worker's io_context destroyed what was left unrun.
+class RelayOwner {
+  public:
+    virtual void relay_ended(std::exception_ptr error) = 0;
+    virtual void relay_abandoned() = 0;
+
+  protected:
+    ~RelayOwner() = default;
+};
+
 class Relay final : private DrainSignal::Listener {
   public:
     // guard: ChannelBindingGuard::for_legs() when the server's authentication is relayed;
     // none when pggw authenticated each leg itself.
-    Relay(SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
+    Relay(RelayOwner& owner, SessionEnv& env, SessionRecord& rec, Stream& client, Stream& server,
           std::optional<ChannelBindingGuard> guard);
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
 
-    // pending: server bytes already read (--server-tls allow), sent to the client first.
-    // Returns once the relay has ended and nothing it started is still running; it then has
-    // closed both sockets.
-    awaitable<void> run(std::span<const std::uint8_t> pending);
+    // pending: server bytes already read (--server-tls allow), sent to the client first; then
+    // starts the relay and returns true at once: the owner hears of its end (RelayOwner),
+    // and the relay closes both sockets by then. False: the client is gone, nothing started.
+    awaitable<bool> begin(std::span<const std::uint8_t> pending);
 
   private:
     // One direction.
@@ -54,6 +68,24 @@ class Relay final : private DrainSignal::Listener {
         bool ended = false;  // EOF read, half-close sent
     };
 
+    // One callback or spawned coroutine of this relay, counted in outstanding_ until it has
+    // run (release(), then settle()), or until the io_context destroys it unrun (abandon()).
+    class Hold {
+      public:
+        explicit Hold(Relay& r) : r_(&r) { ++r.outstanding_; }
+        Hold(Hold&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        ~Hold() {
+            if (r_) r_->abandon();
+        }
+        Relay& release() { return *std::exchange(r_, nullptr); }
+
+      private:
+        Relay* r_;
+    };
+
+    void start();
     void pump(Way& w);  // moves bytes until would_block (then waits), a wait or the end
     void wait(Way& w);
     bool written(Way& w, std::span<const std::uint8_t> data, error_code ec);
@@ -79,14 +111,16 @@ class Relay final : private DrainSignal::Listener {
     // both sockets, which ends every operation still pending.
     void end();
     void fail(std::exception_ptr e);
-    // Every callback and spawned coroutine is counted in outstanding_ until it has run; run()
-    // returns when the relay has ended and the count is back to zero.
+    // A callback's body (skipped once the relay has ended), then settle(). The owner hears of
+    // the end from the settle() that brings the count to zero after end().
     template <class F>
     void callback(F&& f);
     void settle();
+    void abandon();
     template <class A>
     void spawn(A a);
 
+    RelayOwner& owner_;
     SessionEnv& env_;
     SessionRecord& rec_;
     Stream& client_;
@@ -103,7 +137,6 @@ class Relay final : private DrainSignal::Listener {
     unsigned outstanding_ = 0;
     std::exception_ptr end_error_;   // what ended it, if an exception did
     asio::steady_timer idle_timer_;  // --client-idle-timeout, armed only when it is on
-    asio::steady_timer done_;        // cancelled when run() may return
     Clock::time_point started_ = Clock::now();
     Clock::time_point last_bytes_ = Clock::now();  // read on either leg, for the idle timeout
 };

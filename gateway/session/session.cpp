@@ -23,6 +23,16 @@ namespace {
 
 using metrics::Leg;
 
+void log_session_exception(const SessionEnv& env, std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        spdlog::error("worker {}: session ended by exception: {}", env.worker, ex.what());
+    } catch (...) {
+        spdlog::error("worker {}: session ended by an exception", env.worker);
+    }
+}
+
 // What the startup phase ends with.
 struct Startup {
     enum What { closed, startup, cancel } what = closed;
@@ -43,7 +53,7 @@ auth::ScramCredentials server_credentials(const auth::AuthEntry& entry,
     return c;
 }
 
-class Session {
+class Session final : public RelayOwner {
   public:
     Session(SessionEnv& env, tcp::socket s) : env_(env), m_(env.metrics), client_(std::move(s)) {
         error_code ec;
@@ -56,9 +66,17 @@ class Session {
         }
     }
 
-    awaitable<void> run();
+    // True: the session went on to its relay, which now owns it (relay_ended deletes it).
+    awaitable<bool> run();
 
   private:
+    // The relay's end: the session's last log line, then the session goes.
+    void relay_ended(std::exception_ptr error) override;
+    // At exit, unended: the worker's io_context destroyed what the relay left pending.
+    void relay_abandoned() override { delete this; }
+    awaitable<void> hand_off(std::optional<Stream>& server, std::span<const std::uint8_t> pending,
+                             std::optional<ChannelBindingGuard> guard);
+    void finish();  // closes the client's socket, counts and logs the session's end
     void set_peer(const asio::ip::address& a, std::uint16_t port) {
         client_address_ = a;
         rec_.peer_host = a.to_string();
@@ -95,6 +113,12 @@ class Session {
     // The --auth-file generation this session logs in with (copied once: a reload mid-login
     // changes nothing for it).
     std::shared_ptr<const auth::AuthTable> auth_;
+    std::optional<ConnectionBudget::Slot> slot_;  // --max-connections: from the StartupMessage
+    // From the relay's start: members, not coroutine locals, since the session's coroutine
+    // has returned while they run.
+    std::optional<Stream> server_;
+    std::optional<Relay> relay_;
+    bool relaying_ = false;
 };
 
 awaitable<bool> Session::client_handshake(bool direct, std::span<const std::uint8_t> initial) {
@@ -361,10 +385,18 @@ awaitable<void> Session::serve(const std::vector<std::uint8_t>& startup_packet) 
         co_await refuse(conn.client_sqlstate, conn.client_message, conn.refusal);
         co_return;
     }
-    Relay relay(env_, rec_, client_, *conn.stream,
-                ChannelBindingGuard::for_legs(client_.encrypted(), conn.stream->encrypted(),
-                                              conn.channel_binding_ok));
-    co_await relay.run(conn.pending);
+    auto guard = ChannelBindingGuard::for_legs(client_.encrypted(), conn.stream->encrypted(),
+                                               conn.channel_binding_ok);
+    co_await hand_off(conn.stream, conn.pending, std::move(guard));
+}
+
+awaitable<void> Session::hand_off(std::optional<Stream>& server,
+                                  std::span<const std::uint8_t> pending,
+                                  std::optional<ChannelBindingGuard> guard) {
+    server_.emplace(std::move(*server));  // nothing pending on it: the move is safe
+    server.reset();
+    relay_.emplace(*this, env_, rec_, client_, *server_, std::move(guard));
+    relaying_ = co_await relay_->begin(pending);
 }
 
 // SCRAM in the gateway: the client proves itself to pggw first; only then is the server
@@ -415,8 +447,7 @@ awaitable<void> Session::serve_authenticated(const std::vector<std::uint8_t>& st
         rec_.end("client gone");
         co_return;
     }
-    Relay relay(env_, rec_, client_, *conn.stream, std::nullopt);
-    co_await relay.run(server_auth.pending);
+    co_await hand_off(conn.stream, server_auth.pending, std::nullopt);
 }
 
 // --auth-unknown-users refuse: the same exchange as for a known user, against a secret that
@@ -432,7 +463,7 @@ awaitable<void> Session::refuse_unknown_user() {
                  rec_.peer);
 }
 
-awaitable<void> Session::run() {
+awaitable<bool> Session::run() {
     m_.session_started();
 
     if (env_.cfg.proxy_protocol != proxy_protocol::Mode::off && !proxy_header_expected()) {
@@ -442,12 +473,11 @@ awaitable<void> Session::run() {
         spdlog::warn("connection from a source outside --proxy-trusted closed: peer={}", rec_.peer);
         client_.close();
         m_.session_ended(seconds_since(started_));
-        co_return;
+        co_return false;
     }
 
     // The caps before the expensive part (admission.hpp): the total at once; the source now
     // when it is the TCP peer, after the PROXY header when a balancer speaks for the client.
-    std::optional<ConnectionBudget::Slot> slot;  // --max-connections: from the StartupMessage
     negotiating_ = env_.admission.enter(&m_);
     if (!negotiating_) {
         reject(Rejection::negotiating_total);
@@ -469,8 +499,8 @@ awaitable<void> Session::run() {
                 else
                     reject(Rejection::cancel_rate);
             } else if (st.what == Startup::startup) {
-                slot.emplace(env_.connections);
-                if (slot->over_limit())
+                slot_.emplace(env_.connections);
+                if (slot_->over_limit())
                     co_await refuse(pg::sqlstate::too_many_connections,
                                     "sorry, too many clients already",
                                     Refusal::too_many_connections);
@@ -479,6 +509,20 @@ awaitable<void> Session::run() {
             }
         }
     }
+    if (relaying_) co_return true;
+    finish();
+    co_return false;
+}
+
+void Session::relay_ended(std::exception_ptr error) {
+    SessionEnv& env = env_;
+    if (error) log_session_exception(env, error);
+    finish();
+    delete this;
+    env.live_sessions.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::finish() {
     client_.close();
     const double secs = seconds_since(started_);
     m_.session_ended(secs);
@@ -495,8 +539,11 @@ awaitable<void> Session::run() {
     }
 }
 
-awaitable<void> run_session(std::unique_ptr<Session> s) {
-    co_await s->run();
+// A session that reached its relay outlives this coroutine: the relay owns it from there.
+awaitable<bool> run_session(std::unique_ptr<Session> s) {
+    const bool relaying = co_await s->run();
+    if (relaying) s.release();
+    co_return relaying;
 }
 
 }  // namespace
@@ -505,15 +552,9 @@ void start_session(SessionEnv& env, tcp::socket socket) {
     env.live_sessions.fetch_add(1, std::memory_order_relaxed);
     auto ex = socket.get_executor();
     asio::co_spawn(ex, run_session(std::make_unique<Session>(env, std::move(socket))),
-                   [&env](std::exception_ptr e) {
-                       env.live_sessions.fetch_sub(1, std::memory_order_relaxed);
-                       if (!e) return;
-                       try {
-                           std::rethrow_exception(e);
-                       } catch (const std::exception& ex) {
-                           spdlog::error("worker {}: session ended by exception: {}", env.worker,
-                                         ex.what());
-                       }
+                   [&env](std::exception_ptr e, bool relaying) {
+                       if (!relaying) env.live_sessions.fetch_sub(1, std::memory_order_relaxed);
+                       if (e) log_session_exception(env, e);
                    });
 }
 
