@@ -70,6 +70,11 @@ class Stream {
                                h(ec);
                            });
     }
+    // Frees the TLS engine's buffers that hold nothing (Engine::release_buffers), between
+    // operations.
+    void release_buffers() {
+        if (engine_ && !writing_) engine_->release_buffers();
+    }
     // Plaintext, without waiting: returns how much of buf was taken, written to the socket
     // (no TLS) or handed whole to the engine, whose records go out as far as the socket takes
     // them now. What is left, untaken bytes or engine output (output_pending()), goes out

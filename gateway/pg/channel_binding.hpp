@@ -61,6 +61,11 @@ class SaslOfferFilter {
     // Valid until the next call.
     std::span<const std::uint8_t> feed(std::span<const std::uint8_t> in);
     bool stripped() const { return stripped_; }
+    // What feed() returned has been sent: once the filter is done, the bytes it held go (an
+    // idle session keeps none).
+    void sent() {
+        if (done_ && !held_.empty()) std::vector<std::uint8_t>().swap(held_);
+    }
 
   private:
     void strip(std::size_t pos, std::uint32_t len);
@@ -94,6 +99,8 @@ class ChannelBindingGuard {
     bool client_chose_plus(std::span<const std::uint8_t> in) {
         return action_ == refuse_plus && watch_.feed(in) == SaslMechanismWatch::plus;
     }
+    // server_bytes' answer has been sent on.
+    void server_bytes_sent() { filter_.sent(); }
     // strip_offer: the server did offer -PLUS (and it was removed).
     bool stripped() const { return filter_.stripped(); }
 

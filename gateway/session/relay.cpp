@@ -175,6 +175,9 @@ void Relay::wait(Way& w) {
         }(this, w));
         return;
     }
+    // The write side of `to` is idle too (nothing pending, or try_write would have handed
+    // the rest to finish_write): its engine's empty output buffer goes with the wait.
+    w.to.release_buffers();
     w.from.async_wait_readable([hold = Hold(*this), &w](error_code ec) mutable {
         Relay& r = hold.release();
         r.callback([&] {
@@ -202,6 +205,7 @@ bool Relay::written(Way& w, std::span<const std::uint8_t> data, error_code ec) {
         s2c_writing_ = false;
         tracker_.feed(data);
         note_relayed_auth(false);
+        if (cb_guard_) cb_guard_->server_bytes_sent();  // data may be its bytes: fed already
     }
     if (ec) {
         rec_.end((w.s2c ? "client write error: " : "server write error: ") + ec.message());
