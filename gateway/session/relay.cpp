@@ -41,6 +41,8 @@ awaitable<bool> Relay::begin(std::span<const std::uint8_t> pending) {
     tracker_.feed(pending);
     note_relayed_auth(false);
     if (!pending.empty()) {
+        // co_await on its own, never inside && or ||: GCC 12 resumes such a coroutine with a
+        // corrupt state (SIGILL) once a parallel group has completed before it.
         error_code ec = co_await client_.write_all(pending);
         if (ec) {
             rec_.end("client write error");

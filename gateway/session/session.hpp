@@ -1,7 +1,8 @@
 // One client session, one coroutine on its worker's thread: negotiate the startup
 // (pg/client_negotiation.hpp, TLS through leg_tls.hpp) within --handshake-timeout, then
 // forward a CancelRequest, or open the server leg (server_connection.hpp) and relay
-// (relay.hpp) until either side ends; then one log line (session_record.hpp).
+// (relay.hpp) until either side ends; then one log line (session_record.hpp). From the relay's
+// start the session is owned by its relay, and its coroutine has returned.
 #pragma once
 
 #include "gateway/net/asio.hpp"
