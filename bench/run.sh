@@ -4,14 +4,15 @@
 # per proxy CPU-second), memory.sh (RSS per idle TLS session, N=1000 against PostgreSQL, then
 # N=5000 against bench/pg_stub.py), bulk.sh (proxy CPU-seconds per GB of a 1 GiB COPY TO
 # STDOUT over TLS, and the TLS record sizes written toward the client; 4-5 minutes measured at
-# load average 4-7). Estimated 20-25 minutes on the 2-vCPU machine (the full run was not timed).
+# load average 4-7), handshake_floor.sh (pggw's TLS handshake CPU against an in-memory
+# handshake plus a plaintext connection; ~1 minute). Estimated 20-25 minutes on the 2-vCPU machine (the full run was not timed).
 #
 # --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions, 4 MiB
 # copies; 2.5 min measured at load average 20 on the 2-vCPU machine before bulk.sh was added,
 # which adds about 20 s), to prove that the scripts still run; its figures mean nothing.
 #
 # usage: bench/run.sh [--smoke]     env: PGGW_BUILD (default build-bench), BASE_BUILD=
-# Build first: cmake --build $PGGW_BUILD --target pggw handshake_load
+# Build first: cmake --build $PGGW_BUILD --target pggw handshake_load handshake_floor
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 smoke=0
@@ -32,10 +33,12 @@ if ((smoke)); then
     run memory N=20 GEN_THREADS=2 "$here/memory.sh"
     run memory-stub N=20 GEN_THREADS=2 SERVER=stub "$here/memory.sh"
     run bulk R=1 SIZE_MB=4 RECORD_MB=1 "$here/bulk.sh"
+    run handshake-floor R=1 N=20 "$here/handshake_floor.sh"
 else
     run relay "$here/relay.sh"
     run handshakes "$here/handshakes.sh"
     run memory N=1000 "$here/memory.sh"
     run memory-5000 N=5000 SERVER=stub "$here/memory.sh"
     run bulk "$here/bulk.sh"
+    run handshake-floor "$here/handshake_floor.sh"
 fi
