@@ -4,8 +4,10 @@
 #   wolfssl (--workers 1: CPU accounting per core), PgBouncer 1.18 (session pooling,
 #   client_tls_sslmode=require, plaintext to PG; if installed), and pggw --client-tls disable
 #   (plaintext client leg) as a reference row; and pggw_wolfssl_chacha: wolfssl with --tls-ciphers
-#   TLS13-CHACHA20-POLY1305-SHA256:... in place of the AES-128-GCM it picks otherwise (Debian's
-#   wolfSSL 5.5.4 is built without AES-NI: its AES-GCM is table-driven C).
+#   TLS13-CHACHA20-POLY1305-SHA256:... forced. Debian's wolfSSL 5.5.4 is built without AES-NI
+#   (its AES-GCM is table-driven C), so pggw's wolfSSL default order already puts ChaCha20
+#   first (tls_backends/wolfssl_cipher_order.hpp): the two rows should agree; a wolfSSL with
+#   AES-NI picks AES-128-GCM by default, and the forced row then shows the other cipher.
 # Each: `psql -c "COPY (SELECT repeat('x', ROW) FROM generate_series(1, ROWS)) TO STDOUT" | wc -c`
 # (PGSSLMODE=require, or disable for the plaintext row), R interleaved rounds (A B C ..., A B C
 # ..., ...). ROWS = SIZE_MB MiB / (ROW + 6): each row is one CopyData message of ROW + 6 bytes
