@@ -222,6 +222,10 @@ bool Relay::written(Way& w, std::span<const std::uint8_t> data, error_code ec) {
 }
 
 void Relay::read_failed(Way& w, error_code ec) {
+    if (w.s2c && rec_.bytes_s2c == 0) {
+        server_gone_before_reply(ec);
+        return;
+    }
     if (ec != asio::error::eof) {
         rec_.end((w.s2c ? "server read error: " : "client read error: ") + ec.message());
         end();
@@ -233,6 +237,29 @@ void Relay::read_failed(Way& w, error_code ec) {
     } else {
         spawn(finish_shutdown(w));
     }
+}
+
+// The server leg ended before the server said a word: its login failed (a TLS 1.3 server
+// that refuses pggw's certificate sends its alert after pggw's side of the handshake ended).
+// The client gets the answer the server leg's other failures give, 08006, whether the server
+// was gone by the time pggw sent the StartupMessage (server_connection.cpp) or only after.
+void Relay::server_gone_before_reply(error_code ec) {
+    std::string why = ec == asio::error::eof ? std::string("the server closed the connection")
+                                             : "server read error: " + ec.message();
+    if (const tls::Engine* e = server_.engine(); e && e->failure() != tls::Failure::none)
+        why += " (TLS: " + e->failure_reason() + ")";
+    env_.metrics.server_connect_error("closed_before_reply");
+    spdlog::error(
+        "server connection failed for peer={} user={} database={}: {} before it "
+        "answered the startup packet",
+        rec_.peer, rec_.user, rec_.database, why);
+    stopping_ = true;
+    spawn([](Relay* r) -> awaitable<void> {
+        co_await refuse_client(
+            r->client_, r->rec_, r->env_.metrics, pg::sqlstate::connection_failure,
+            "pggw could not connect to the PostgreSQL server", Refusal::server_unreachable);
+        r->end();
+    }(this));
 }
 
 awaitable<void> Relay::finish_shutdown(Way& w) {

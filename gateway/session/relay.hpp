@@ -90,6 +90,7 @@ class Relay final : private DrainSignal::Listener {
     void wait(Way& w);
     bool written(Way& w, std::span<const std::uint8_t> data, error_code ec);
     void read_failed(Way& w, error_code ec);
+    void server_gone_before_reply(error_code ec);
     void way_ended(Way& w);
     awaitable<void> finish_write(Way& w, PooledBuffer buf, std::span<const std::uint8_t> data,
                                  std::size_t taken);
