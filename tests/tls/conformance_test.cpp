@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/tls/pump.hpp"
+#include "tests/tls/test_support.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls::test {
@@ -22,22 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fixture(const std::string& name) {
-    return (fs::path(__FILE__).parent_path() / "fixtures" / name).string();
-}
-
 // Validity of the fixtures (make.sh): 2125-01-01 and, for expired.crt, 2021-01-01.
 constexpr std::int64_t kFixtureNotAfter = 4891363200;
 constexpr std::int64_t kExpiredNotAfter = 1609459200;
-
-Options server_options(const std::string& cert = "server") {
-    Options o;
-    o.role = Role::server;
-    o.cert_file = fixture(cert + ".crt");
-    o.key_file = fixture(cert + ".key");
-    o.alpn = {"postgresql"};
-    return o;
-}
 
 Options client_options(Verify verify = Verify::chain_and_hostname, const std::string& ca = "ca") {
     Options o;

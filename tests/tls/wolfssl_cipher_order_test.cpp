@@ -20,36 +20,12 @@
 #include <vector>
 
 #include "tests/tls/pump.hpp"
+#include "tests/tls/test_support.hpp"
 #include "tls_backends/shared.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls::test {
 namespace {
-
-std::string fixture(const std::string& name) {
-    return (std::filesystem::path(__FILE__).parent_path() / "fixtures" / name).string();
-}
-
-bool compiled(const std::string& name) {
-    auto v = compiled_backends();
-    return std::find(v.begin(), v.end(), name) != v.end();
-}
-
-Backend* load(const std::string& name) {
-    std::string error;
-    Backend* b = load_backend(name, error);
-    EXPECT_NE(b, nullptr) << name << ": " << error;
-    return b;
-}
-
-Options server_options(const std::string& cert = "server") {
-    Options o;
-    o.role = Role::server;
-    o.cert_file = fixture(cert + ".crt");
-    o.key_file = fixture(cert + ".key");
-    o.alpn = {"postgresql"};
-    return o;
-}
 
 Options client_options(const std::string& ciphers = {}) {
     Options o;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/tls/pump.hpp"
+#include "tests/tls/test_support.hpp"
 #include "tls_backends/tls.hpp"
 
 namespace pggw::tls::test {
@@ -28,22 +29,6 @@ constexpr const char* kClashing[] = {
     "SSL_CTX_set_tmp_dh_callback", "SSL_SESSION_get0_id_context",
     "SSL_SESSION_set1_id",         "SSL_SESSION_set1_id_context",
 };
-
-std::string fixture(const std::string& name) {
-    return (std::filesystem::path(__FILE__).parent_path() / "fixtures" / name).string();
-}
-
-bool compiled(const std::string& name) {
-    auto v = compiled_backends();
-    return std::find(v.begin(), v.end(), name) != v.end();
-}
-
-Backend* load(const std::string& name) {
-    std::string error;
-    Backend* b = load_backend(name, error);
-    EXPECT_NE(b, nullptr) << name << ": " << error;
-    return b;
-}
 
 // The file a loaded address belongs to ("" if none).
 std::string file_of(const void* address) {
