@@ -27,7 +27,9 @@
 #
 # usage: bench/handshakes.sh     env: R=3 T=10 HS_THREADS=4 CLIENTS=4 PORT_BASE=27400
 #                                     KEY_TYPES="ecdsa-p256 ed25519 rsa-2048" KEY_PGBENCH=1
-#                                     HS_LIBRARY=boringssl
+#                                     HS_LIBRARY=boringssl BASE_BUILD=
+# BASE_BUILD=dir: also the pggw boringssl of another build (a change's baseline) as the row
+# pggw_boringssl_base, same run, interleaved, in both tests (ratio against pggw_boringssl).
 source "$(dirname "$0")/common.sh"
 
 R=${R:-3}
@@ -40,6 +42,7 @@ read -r -a KEYS <<<"$KEY_TYPES"
 CERT_KEY_TYPE=${KEYS[0]}
 GATEWAYS="pggw_boringssl pggw_wolfssl pgbouncer"
 HS_LIBRARY=${HS_LIBRARY:-boringssl}
+BASE_BUILD=${BASE_BUILD:-}
 EXTRA=""  # the further key types' pggw rows that started
 [[ -x $LOADGEN ]] || die "$LOADGEN not built (cmake --build $BUILD --target handshake_load)"
 
@@ -121,8 +124,16 @@ for k in "${KEYS[@]:1}"; do
     done
 done
 CERT=$main_cert KEY=$main_key
-HS_GATEWAYS="$GATEWAYS$EXTRA"
-PGB_GATEWAYS=$GATEWAYS
+BASE_ROW=""
+if [[ -n $BASE_BUILD ]]; then
+    PGGW_BIN=$BASE_BUILD/pggw start_pggw pggw_boringssl_base $((PORT_BASE + 8)) \
+        $((PORT_BASE + 58)) boringssl 1
+    PORT[pggw_boringssl_base]=$((PORT_BASE + 8)) MPORT[pggw_boringssl_base]=$((PORT_BASE + 58))
+    PIDOF[pggw_boringssl_base]=$PID_pggw_boringssl_base KEY_OF[pggw_boringssl_base]=${KEYS[0]}
+    BASE_ROW=" pggw_boringssl_base"
+fi
+HS_GATEWAYS="$GATEWAYS$BASE_ROW$EXTRA"
+PGB_GATEWAYS=$GATEWAYS$BASE_ROW
 [[ $KEY_PGBENCH == 1 ]] && PGB_GATEWAYS+=$EXTRA
 
 scrape() {  # scrape NAME FILE: client-leg handshake histogram buckets of a pggw
