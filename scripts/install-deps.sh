@@ -7,7 +7,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libidn-dev libgtest-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
-  python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy
+  python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy bsdextrautils
   openjdk-17-jdk-headless libpostgresql-jdbc-java nodejs
   yamllint podman buildah runc crun catatonit fuse-overlayfs slirp4netns uidmap
   containernetworking-plugins iptables debootstrap
