@@ -44,6 +44,7 @@ GATEWAYS="pggw_boringssl pggw_wolfssl pgbouncer"
 HS_LIBRARY=${HS_LIBRARY:-boringssl}
 BASE_BUILD=${BASE_BUILD:-}
 EXTRA=""  # the further key types' pggw rows that started
+have_pgbouncer || die "PgBouncer not installed (Debian package pgbouncer; scripts/install-deps.sh installs it)"
 [[ -x $LOADGEN ]] || die "$LOADGEN not built (cmake --build $BUILD --target handshake_load)"
 
 machine_line

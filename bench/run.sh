@@ -5,7 +5,8 @@
 # N=5000 against bench/pg_stub.py), bulk.sh (proxy CPU-seconds per GB of a 1 GiB COPY TO
 # STDOUT over TLS, and the TLS record sizes written toward the client; 4-5 minutes measured at
 # load average 4-7), handshake_floor.sh (pggw's TLS handshake CPU against an in-memory
-# handshake plus a plaintext connection; ~1 minute). Estimated 20-25 minutes on the 2-vCPU machine (the full run was not timed).
+# handshake plus a plaintext connection; ~1 minute), syscalls.sh (system calls per relayed query
+# and per full session, strace -c, for pggw TLS and plaintext, HAProxy and PgBouncer). Estimated 20-25 minutes on the 2-vCPU machine (the full run was not timed).
 #
 # --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions, 4 MiB
 # copies; 2.5 min measured at load average 20 on the 2-vCPU machine before bulk.sh was added,
@@ -34,6 +35,8 @@ if ((smoke)); then
     run memory-stub N=20 GEN_THREADS=2 SERVER=stub "$here/memory.sh"
     run bulk R=1 SIZE_MB=4 RECORD_MB=1 "$here/bulk.sh"
     run handshake-floor R=1 N=20 "$here/handshake_floor.sh"
+    run syscalls TXNS=20 CLIENTS=2 "$here/syscalls.sh"
+    run syscalls-sessions TXNS=10 CLIENTS=2 SESSIONS=1 "$here/syscalls.sh"
 else
     run relay "$here/relay.sh"
     run handshakes "$here/handshakes.sh"
@@ -41,4 +44,6 @@ else
     run memory-5000 N=5000 SERVER=stub "$here/memory.sh"
     run bulk "$here/bulk.sh"
     run handshake-floor "$here/handshake_floor.sh"
+    run syscalls "$here/syscalls.sh"
+    run syscalls-sessions SESSIONS=1 "$here/syscalls.sh"
 fi

@@ -8,6 +8,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   postgresql-15 postgresql-client-15 openssl iproute2 procps curl
   python3 python3-pytest python3-psycopg2 python3-yaml prometheus haproxy bsdextrautils
+  pgbouncer strace  # bench/: the PgBouncer rows; syscalls.sh (bsdextrautils: column, the raw tables)
   openjdk-17-jdk-headless libpostgresql-jdbc-java nodejs
   yamllint podman buildah runc crun catatonit fuse-overlayfs slirp4netns uidmap
   containernetworking-plugins iptables debootstrap
