@@ -103,8 +103,9 @@ void Worker::stop_and_join() {
 
 awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
     asio::steady_timer backoff(io_);
+    tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per connection
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        auto [ec, socket] = co_await acceptor.async_accept(peer, use_nothrow);
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             // Out of descriptors or memory: the pending connection stays in the backlog.
@@ -119,7 +120,7 @@ awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
             continue;
         }
         env_.metrics.connection_accepted();  // TCP options: inherited from the listener
-        start_session(env_, std::move(socket));
+        start_session(env_, std::move(socket), peer);
     }
 }
 

@@ -55,15 +55,11 @@ auth::ScramCredentials server_credentials(const auth::AuthEntry& entry,
 
 class Session final : public RelayOwner {
   public:
-    Session(SessionEnv& env, tcp::socket s) : env_(env), m_(env.metrics), client_(std::move(s)) {
-        error_code ec;
-        auto ep = client_.socket().remote_endpoint(ec);
-        if (ec) {
-            rec_.peer = rec_.peer_host = "?";
-        } else {
-            peer_address_ = ep.address();
-            set_peer(ep.address(), ep.port());
-        }
+    // peer: the address accept(2) returned (no getpeername per connection).
+    Session(SessionEnv& env, tcp::socket s, const tcp::endpoint& peer)
+        : env_(env), m_(env.metrics), client_(std::move(s)) {
+        peer_address_ = peer.address();
+        set_peer(peer.address(), peer.port());
     }
 
     // True: the session went on to its relay, which now owns it (relay_ended deletes it).
@@ -548,10 +544,10 @@ awaitable<bool> run_session(std::unique_ptr<Session> s) {
 
 }  // namespace
 
-void start_session(SessionEnv& env, tcp::socket socket) {
+void start_session(SessionEnv& env, tcp::socket socket, const tcp::endpoint& peer) {
     env.live_sessions.fetch_add(1, std::memory_order_relaxed);
     auto ex = socket.get_executor();
-    asio::co_spawn(ex, run_session(std::make_unique<Session>(env, std::move(socket))),
+    asio::co_spawn(ex, run_session(std::make_unique<Session>(env, std::move(socket), peer)),
                    [&env](std::exception_ptr e, bool relaying) {
                        if (!relaying) env.live_sessions.fetch_sub(1, std::memory_order_relaxed);
                        if (e) log_session_exception(env, e);

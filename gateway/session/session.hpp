@@ -11,7 +11,8 @@
 namespace pggw {
 
 // Spawns the session coroutine on the socket's executor (the worker's io_context); it owns
-// the socket from here on. env outlives every session it started.
-void start_session(SessionEnv& env, tcp::socket socket);
+// the socket from here on. peer: the client's address as accept(2) returned it. env outlives
+// every session it started.
+void start_session(SessionEnv& env, tcp::socket socket, const tcp::endpoint& peer);
 
 }  // namespace pggw
