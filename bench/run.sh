@@ -3,10 +3,11 @@
 # relay.sh (relayed queries per proxy CPU-second), handshakes.sh (handshakes and full sessions
 # per proxy CPU-second), memory.sh (RSS per idle TLS session, N=1000 against PostgreSQL, then
 # N=5000 against bench/pg_stub.py), bulk.sh (proxy CPU-seconds per GB of a 1 GiB COPY TO
-# STDOUT over TLS, and the TLS record sizes written toward the client; about 1 minute), handshake_floor.sh (pggw's TLS handshake CPU against an in-memory
-# handshake plus a plaintext connection; ~30 s), syscalls.sh (system calls per relayed query
-# and per full session, strace -c, for pggw TLS and plaintext, HAProxy and PgBouncer). 676 s on the
-# 2-vCPU machine (2026-12-07, load 0.04 before; 715 s earlier that day at load 1-10).
+# STDOUT over TLS, and the TLS record sizes written toward the client; about 1 minute),
+# handshake_floor.sh (pggw's TLS handshake CPU against an in-memory handshake plus a plaintext
+# connection; ~30 s), syscalls.sh (system calls per relayed query and per full session,
+# strace -c, for pggw TLS and plaintext, HAProxy and PgBouncer). 676 s on the 2-vCPU machine
+# (2026-12-07, load 0.04 before; 715 s earlier that day at load 1-10).
 #
 # --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions, 4 MiB
 # copies; 88 s measured in a fresh Debian 12 container on the 2-vCPU machine), to prove that
