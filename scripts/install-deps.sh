@@ -26,6 +26,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# pgbouncer and haproxy are here for bench/, which starts its own instances. On a systemd host
+# Debian enables and starts their services on install, and PgBouncer's listens on localhost:6432,
+# the port demo.sh gives pggw. Stop and disable the services of what this run installed; one that
+# was installed before is left as it was.
+if [ -d /run/systemd/system ]; then
+  for svc in pgbouncer haproxy; do
+    if [[ " ${missing[*]} " == *" $svc "* ]]; then
+      $sudo systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+      echo "$svc: its system service (started by apt) is stopped and disabled; bench/ runs its own"
+    fi
+  done
+fi
+
 # node-postgres for tests/integration/test_scram_gateway.py: Debian's node-pg (with the two
 # modules it needs that it does not bundle), unpacked rather than installed, because its
 # dependencies require Debian's own nodejs package and a machine may have another Node.js.
