@@ -5,9 +5,10 @@
 # N=5000 against bench/pg_stub.py), bulk.sh (proxy CPU-seconds per GB of a 1 GiB COPY TO
 # STDOUT over TLS, and the TLS record sizes written toward the client; about 1 minute),
 # handshake_floor.sh (pggw's TLS handshake CPU against an in-memory handshake plus a plaintext
-# connection; ~30 s), syscalls.sh (system calls per relayed query and per full session,
-# strace -c, for pggw TLS and plaintext, HAProxy and PgBouncer). 676 s on the 2-vCPU machine
-# (2026-12-07, load 0.04 before; 715 s earlier that day at load 1-10).
+# connection; ~30 s), syscalls.sh (system calls per relayed query, per full session and per
+# TLS handshake, strace -c, for pggw TLS and plaintext, HAProxy and PgBouncer). 676 s on the
+# 2-vCPU machine (2026-12-07, load 0.04 before, without the per-handshake count, which adds
+# ~10 s; 715 s earlier that day at load 1-10).
 #
 # --smoke: every script once with tiny sizes (one round, 1-2 s runs, 20 sessions, 4 MiB
 # copies; 88 s measured in a fresh Debian 12 container on the 2-vCPU machine), to prove that
@@ -38,6 +39,7 @@ if ((smoke)); then
     run handshake-floor R=1 N=20 "$here/handshake_floor.sh"
     run syscalls TXNS=20 CLIENTS=2 "$here/syscalls.sh"
     run syscalls-sessions TXNS=10 CLIENTS=2 SESSIONS=1 "$here/syscalls.sh"
+    run syscalls-handshakes TXNS=20 HANDSHAKES=1 "$here/syscalls.sh"
 else
     run relay "$here/relay.sh"
     run handshakes "$here/handshakes.sh"
@@ -47,4 +49,5 @@ else
     run handshake-floor "$here/handshake_floor.sh"
     run syscalls "$here/syscalls.sh"
     run syscalls-sessions SESSIONS=1 "$here/syscalls.sh"
+    run syscalls-handshakes TXNS=1000 HANDSHAKES=1 "$here/syscalls.sh"
 fi

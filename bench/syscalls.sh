@@ -8,35 +8,52 @@
 # connection: TLS handshake, startup, one query, Terminate, close). pggw opens a server
 # connection per session; PgBouncer reuses its pooled ones, so its row shows the client side
 # only, which is the point of the comparison.
+# HANDSHAKES=1: system calls per TLS handshake instead (handshake_load --mode handshake
+# --threads 1: connect, SSLRequest, TLS 1.3 handshake, close; TXNS handshakes), for the TLS
+# rows only: pggw boringssl (and its BASE_BUILD row) and PgBouncer.
 #
 # usage: bench/syscalls.sh     env: TXNS=500 CLIENTS=4 PORT_BASE=27400 BASE_BUILD= SESSIONS=0
+#                                   HANDSHAKES=0
 source "$(dirname "$0")/common.sh"
 TXNS=${TXNS:-500}
 CLIENTS=${CLIENTS:-4}
 BASE_BUILD=${BASE_BUILD:-}
 SESSIONS=${SESSIONS:-0}
+HANDSHAKES=${HANDSHAKES:-0}
 CONNECT=()
 what="query"
-((SESSIONS)) && CONNECT=(-C) && what="session (pgbench -C: connect, one query, close)"
+load="pgbench -S -t $TXNS -c $CLIENTS -j 1"
+((SESSIONS)) && CONNECT=(-C) && what="session (pgbench -C: connect, one query, close)" &&
+    load="$load -C"
+((HANDSHAKES)) && what="TLS handshake" && load="handshake_load --mode handshake --threads 1 --count $TXNS"
 command -v strace >/dev/null || die "strace not installed"
+((HANDSHAKES)) && { [[ -x $LOADGEN ]] || die "$LOADGEN not built"; }
 
 machine_line
 make_certs
 start_pg "$PORT_BASE"
 pgbench_init
-VARIANTS="pggw_boringssl pggw_plain"
+# HANDSHAKES=1 counts TLS handshakes: no plaintext rows, no HAProxy (the client's TLS is not its).
+VARIANTS="pggw_boringssl"
 start_pggw pggw_boringssl $((PORT_BASE + 1)) $((PORT_BASE + 51)) boringssl 1
-start_pggw pggw_plain $((PORT_BASE + 4)) $((PORT_BASE + 54)) boringssl 1 --client-tls disable
-declare -A PORT=([pggw_boringssl]=$((PORT_BASE + 1)) [pggw_plain]=$((PORT_BASE + 4)))
-declare -A SSL=([pggw_boringssl]=require [pggw_plain]=disable)
+declare -A PORT=([pggw_boringssl]=$((PORT_BASE + 1)))
+declare -A SSL=([pggw_boringssl]=require)
+if ((!HANDSHAKES)); then
+    start_pggw pggw_plain $((PORT_BASE + 4)) $((PORT_BASE + 54)) boringssl 1 --client-tls disable
+    PORT[pggw_plain]=$((PORT_BASE + 4)); SSL[pggw_plain]=disable
+    VARIANTS="$VARIANTS pggw_plain"
+fi
 if [[ -n $BASE_BUILD ]]; then
     PGGW_BIN=$BASE_BUILD/pggw start_pggw pggw_boringssl_base $((PORT_BASE + 8)) $((PORT_BASE + 58)) boringssl 1
-    PGGW_BIN=$BASE_BUILD/pggw start_pggw pggw_plain_base $((PORT_BASE + 9)) $((PORT_BASE + 59)) boringssl 1 --client-tls disable
     PORT[pggw_boringssl_base]=$((PORT_BASE + 8)); SSL[pggw_boringssl_base]=require
-    PORT[pggw_plain_base]=$((PORT_BASE + 9)); SSL[pggw_plain_base]=disable
-    VARIANTS="$VARIANTS pggw_boringssl_base pggw_plain_base"
+    VARIANTS="$VARIANTS pggw_boringssl_base"
+    if ((!HANDSHAKES)); then
+        PGGW_BIN=$BASE_BUILD/pggw start_pggw pggw_plain_base $((PORT_BASE + 9)) $((PORT_BASE + 59)) boringssl 1 --client-tls disable
+        PORT[pggw_plain_base]=$((PORT_BASE + 9)); SSL[pggw_plain_base]=disable
+        VARIANTS="$VARIANTS pggw_plain_base"
+    fi
 fi
-if have_haproxy; then
+if have_haproxy && ((!HANDSHAKES)); then
     start_haproxy haproxy $((PORT_BASE + 7)); PORT[haproxy]=$((PORT_BASE + 7)); SSL[haproxy]=require
     VARIANTS="$VARIANTS haproxy"
 fi
@@ -46,7 +63,7 @@ if have_pgbouncer; then
     VARIANTS="$VARIANTS pgbouncer"
 fi
 
-echo "## system calls per $what (strace -c -f; pgbench -S -t $TXNS -c $CLIENTS -j 1 ${CONNECT[*]})"
+echo "## system calls per $what (strace -c -f; $load)"
 printf '%-22s %8s %10s  %s\n' variant count calls/each "top calls per $what"
 for v in $VARIANTS; do
     pidvar=PID_$v
@@ -58,11 +75,17 @@ for v in $VARIANTS; do
     spid=$!
     STARTED_PIDS+=("$spid")
     sleep 1
-    out=$(PGSSLMODE=${SSL[$v]} pgbench -h 127.0.0.1 -p "${PORT[$v]}" -U postgres -n -S \
-        -t "$TXNS" -c "$CLIENTS" -j 1 "${CONNECT[@]}" postgres 2>&1) || { echo "$out"; die "$v: pgbench"; }
+    if ((HANDSHAKES)); then
+        out=$("$LOADGEN" --port "${PORT[$v]}" --mode handshake --threads 1 --count "$TXNS" \
+            --tls-library boringssl 2>&1) || { echo "$out"; die "$v: handshake_load"; }
+        q=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$out")
+    else
+        out=$(PGSSLMODE=${SSL[$v]} pgbench -h 127.0.0.1 -p "${PORT[$v]}" -U postgres -n -S \
+            -t "$TXNS" -c "$CLIENTS" -j 1 "${CONNECT[@]}" postgres 2>&1) || { echo "$out"; die "$v: pgbench"; }
+        q=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+    fi
     kill -INT "$spid"
     wait "$spid" 2>/dev/null || true
-    q=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
     awk -v q="$q" -v v="$v" '
         $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {c[$NF] = $4}
         $NF == "total" {tot = $4}
@@ -70,7 +93,7 @@ for v in $VARIANTS; do
             n = 0; for (k in c) keys[n++] = k
             # sort names by count, descending
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (c[keys[j]] + 0 > c[keys[i]] + 0) {t = keys[i]; keys[i] = keys[j]; keys[j] = t}
-            s = ""; for (i = 0; i < n && i < 6; i++) s = s sprintf("%s %.2f  ", keys[i], c[keys[i]] / q)
+            s = ""; for (i = 0; i < n && i < 8; i++) s = s sprintf("%s %.2f  ", keys[i], c[keys[i]] / q)
             printf "%-22s %8d %10.2f  %s\n", v, q, tot / q, s
         }' "$WORK/$v.strace"
 done

@@ -33,8 +33,11 @@ fi
 if [ -d /run/systemd/system ]; then
   for svc in pgbouncer haproxy; do
     if [[ " ${missing[*]} " == *" $svc "* ]]; then
-      $sudo systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
-      echo "$svc: its system service (started by apt) is stopped and disabled; bench/ runs its own"
+      if $sudo systemctl disable --now "$svc.service" >/dev/null 2>&1; then
+        echo "$svc: its system service (started by apt) is stopped and disabled; bench/ runs its own"
+      else
+        echo "$svc: could not stop its system service (systemctl disable --now $svc.service)" >&2
+      fi
     fi
   done
 fi
